@@ -1,0 +1,49 @@
+# hdc_lightning — every install step lives here; a fresh machine needs only python3.
+# `make help` lists the targets.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+HDC    := $(VENV)/bin/hdc
+STAMP  := $(VENV)/.installed
+DEMO   := data/demo
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install test test-all fuzz demo demo-data bench clean
+
+help:  ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+# torch/torchvision first (pinned; served from this machine's disk), then the package + test extras.
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+install: $(STAMP)  ## create .venv and install everything (reused after)
+
+test: $(STAMP)  ## fast test suite (what CI runs)
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-all: $(STAMP)  ## every test, slow ones included
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+fuzz: $(STAMP)  ## long bitstream fuzz (thousands of cases)
+	HDC_FUZZ_CASES=5000 $(PY) -m pytest tests/reliability/test_fuzz.py $(PYTEST_ARGS)
+
+$(DEMO)/.done: $(STAMP)
+	$(HDC) demo-data $(DEMO)
+	touch $@
+
+demo-data: $(DEMO)/.done  ## build the embedded demo shards (images shipped inside pip packages)
+
+demo: $(DEMO)/.done  ## run the main job on the embedded demo data
+	$(HDC) fit experiments/lic/tiny.yaml run.overwrite=true
+
+bench: $(STAMP)  ## run every benchmark script
+	for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:  ## remove runs, demo data and caches (keeps .venv)
+	rm -rf runs $(DEMO) .pytest_cache

@@ -1,0 +1,76 @@
+"""Checkpoint I/O: atomic writes, ``weights_only=True`` reads, clear errors.
+
+Lightning's trainer uses :class:`AtomicCheckpointIO` (a crash mid-write never leaves a
+half-written ``last.ckpt``: we write ``*.tmp`` then rename); later stages read earlier
+stages' weights with :func:`load_state_dict`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+
+from hdc_lightning.errors import CheckpointError
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def safe_load(path: str | Path, map_location: Any = "cpu") -> dict:
+    """``torch.load(weights_only=True)`` with one-line errors naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # torch raises many types for bad files
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise CheckpointError(f"{path}: not a readable checkpoint ({first})") from None
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path}: not a checkpoint (top level is {type(obj).__name__})")
+    return obj
+
+
+def checkpoint_config(ckpt: Mapping[str, Any], path: str | Path = "checkpoint") -> dict:
+    """The resolved training config a phase stored in its hyper-parameters."""
+    try:
+        return ckpt["hyper_parameters"]["cfg"]
+    except (KeyError, TypeError):
+        raise CheckpointError(f"{path}: has no hdc_lightning config (not written by `hdc fit`?)") from None
+
+
+def load_state_dict(path: str | Path, prefix: str = "") -> dict[str, torch.Tensor]:
+    """The ``state_dict`` entries under ``prefix`` (stripped) of a Lightning or plain checkpoint."""
+    ckpt = safe_load(path)
+    state = ckpt.get("state_dict", ckpt)
+    if prefix:
+        state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        if not state:
+            raise CheckpointError(f"{path}: no weights under '{prefix}'")
+    return state
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning CheckpointIO: temp file + rename on save, ``weights_only=True`` on load."""
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        atomic_torch_save(checkpoint, path)
+
+    def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict:
+        return safe_load(path, map_location=map_location or "cpu")

@@ -1,0 +1,1 @@
+"""Loss modules, registered under kind ``loss``."""

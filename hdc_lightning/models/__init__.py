@@ -1,0 +1,1 @@
+"""Plain nn.Modules (never import Lightning here), registered under kind ``model``."""

@@ -1,0 +1,5 @@
+"""LightningModules, one per training phase, registered under kind ``phase``."""
+
+from hdc_lightning.phases.base import NonFiniteLossError, PhaseModule
+
+__all__ = ["NonFiniteLossError", "PhaseModule"]

@@ -1,0 +1,114 @@
+"""The common LightningModule base of the four training phases.
+
+A phase wraps plain ``nn.Module`` components (built from the registry) and owns their
+losses and optimisers. The base gives every phase the same logging helpers (scalars,
+image grids), the non-finite-loss guard, and the count of corrupt data samples skipped
+by the loader. Checkpoint cadence and the run directory are decided by
+:func:`hdc_lightning.train.fit`, not here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import lightning as L
+import torch
+import torchvision
+
+from hdc_lightning.config.schema import PhaseConfig
+from hdc_lightning.errors import HDCError
+
+
+class NonFiniteLossError(HDCError):
+    """Too many non-finite losses in a row."""
+
+
+class PhaseModule(L.LightningModule):
+    """Base of LICPretrain, VQCodebook, DRVDiffusion and FusionFinetune.
+
+    Subclasses set ``Config`` (a :class:`PhaseConfig` dataclass) and build their
+    components from ``self.cfg``; the full resolved config is stored in the checkpoint's
+    hyper-parameters (plain types only, so ``weights_only=True`` loading works).
+    """
+
+    Config = PhaseConfig
+
+    def __init__(self, cfg: Mapping[str, Any]):
+        super().__init__()
+        self.save_hyperparameters({"cfg": dict(cfg)})
+        self.cfg = dict(cfg)
+        self.pcfg = dict(cfg.get("phase", {}))
+        self._nonfinite_streak = 0
+        self._nonfinite_total = 0
+        self._skipped_samples = 0
+
+    # ---- data -----------------------------------------------------------------------
+    def unpack_train_batch(self, batch: Any) -> torch.Tensor:
+        """Images from a training batch; counts the corrupt samples the loader skipped."""
+        if isinstance(batch, torch.Tensor):
+            return batch
+        images, skipped = batch[0], batch[1]
+        self._skipped_samples += int(torch.as_tensor(skipped).sum())
+        self.log("data/skipped_samples", float(self._skipped_samples), on_step=True, reduce_fx="sum", sync_dist=False)
+        return images
+
+    # ---- logging --------------------------------------------------------------------
+    def log_scalars(self, prefix: str, values: Mapping[str, Any], **kwargs: Any) -> None:
+        """Log ``prefix/key`` for each finite value (tensors detached)."""
+        kwargs.setdefault("sync_dist", not self.training)
+        for key, value in values.items():
+            if value is None:
+                continue
+            v = value.detach().float() if isinstance(value, torch.Tensor) else torch.tensor(float(value))
+            if v.numel() == 1 and torch.isfinite(v):
+                self.log(f"{prefix}/{key}", v.to(self.device) if v.device != self.device else v, **kwargs)
+
+    def log_image_grid(self, tag: str, images: list[torch.Tensor], nrow: int | None = None) -> None:
+        """Write one grid (images side by side, rows = batch) to TensorBoard, rank 0 only."""
+        exp = getattr(self.logger, "experiment", None)
+        if exp is None or not hasattr(exp, "add_image") or self.global_rank != 0:
+            return
+        rows = [img[:4].detach().float().clamp(0, 1).cpu() for img in images]
+        h = min(r.shape[-2] for r in rows)
+        w = min(r.shape[-1] for r in rows)
+        stacked = torch.stack([r[..., :h, :w] for r in rows], dim=1).flatten(0, 1)
+        grid = torchvision.utils.make_grid(stacked, nrow=nrow or len(rows), padding=2)
+        exp.add_image(tag, grid, self.global_step)
+
+    # ---- non-finite guard -----------------------------------------------------------
+    def guard_loss(self, loss: torch.Tensor) -> torch.Tensor | None:
+        """Return ``loss``, or ``None`` to skip the step when it is non-finite on any rank.
+
+        Stops the run with a clear error after ``run.max_nonfinite_steps`` in a row; the
+        last good checkpoint stays in place because skipped steps change no weights.
+        """
+        bad = not bool(torch.isfinite(loss.detach()).all())
+        if self.trainer is not None and self.trainer.world_size > 1:
+            bad = self.trainer.strategy.reduce_boolean_decision(bad, all=False)
+        if not bad:
+            self._nonfinite_streak = 0
+            return loss
+        self._nonfinite_streak += 1
+        self._nonfinite_total += 1
+        self.log("train/nonfinite_steps", float(self._nonfinite_total), on_step=True, sync_dist=False)
+        limit = int(self.cfg.get("run", {}).get("max_nonfinite_steps", 10))
+        if self._nonfinite_streak >= limit:
+            raise NonFiniteLossError(
+                f"stopping at step {self.global_step}: {self._nonfinite_streak} non-finite losses in a row "
+                f"(run.max_nonfinite_steps={limit}); the last good checkpoint is kept"
+            )
+        return None
+
+    # ---- checkpoint extras ----------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["hdc"] = {
+            "nonfinite_total": self._nonfinite_total,
+            "skipped_samples": self._skipped_samples,
+            "phase": self.pcfg.get("name"),
+            "model": dict(self.cfg.get("model", {})),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        extra = checkpoint.get("hdc", {})
+        self._nonfinite_total = int(extra.get("nonfinite_total", 0))
+        self._skipped_samples = int(extra.get("skipped_samples", 0))

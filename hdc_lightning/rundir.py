@@ -1,0 +1,110 @@
+"""The run directory ``<run.root>/<run.name>/``: decided once, checked before training.
+
+Layout::
+
+    runs/<name>/config.yaml       resolved config
+    runs/<name>/git.txt           revision and status (+ git.diff when dirty)
+    runs/<name>/pip-freeze.txt    installed packages
+    runs/<name>/checkpoints/last.ckpt
+    runs/<name>/tb/               TensorBoard events
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from hdc_lightning.errors import ConfigError, RunDirError
+
+_RANK_VARS = ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK")
+
+
+def is_launcher_rank_zero() -> bool:
+    """True in the process that must create the run directory.
+
+    Lightning's DDP launcher, torchrun and SLURM start the other ranks with one of these
+    variables set to a non-zero value; they must not re-check or re-create the directory.
+    """
+    ranks = [os.environ.get(v) for v in _RANK_VARS]
+    if int(os.environ.get("SLURM_NTASKS", "1") or 1) > 1:
+        ranks.append(os.environ.get("SLURM_PROCID"))
+    return all(r in (None, "", "0") for r in ranks)
+
+
+def run_dir_of(cfg: dict) -> Path:
+    return Path(cfg["run"]["root"]) / cfg["run"]["name"]
+
+
+def last_ckpt_of(run_dir: Path) -> Path:
+    return run_dir / "checkpoints" / "last.ckpt"
+
+
+def _has_run_content(run_dir: Path) -> bool:
+    return run_dir.is_dir() and any(p.name in ("checkpoints", "tb", "config.yaml") for p in run_dir.iterdir())
+
+
+def check_writable(run_dir: Path, min_free_mb: int) -> None:
+    """Fail now, not hours later, if the run directory cannot take checkpoints."""
+    try:
+        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        probe = run_dir / f".write-probe-{os.getpid()}"
+        probe.write_bytes(b"\0" * 4096)
+        probe.unlink()
+    except OSError as e:
+        raise RunDirError(f"{run_dir}: run directory is not writable ({e.strerror or e})") from None
+    free_mb = shutil.disk_usage(run_dir).free // 2**20
+    if free_mb < min_free_mb:
+        raise RunDirError(
+            f"{run_dir}: only {free_mb} MiB free on its disk, less than run.min_free_mb={min_free_mb}; "
+            "free space or point run.root elsewhere"
+        )
+
+
+def prepare(cfg: dict) -> tuple[Path, Path | None]:
+    """Apply the resume/overwrite rules; returns (run_dir, checkpoint to resume or None)."""
+    run = cfg["run"]
+    if run["resume"] and run["overwrite"]:
+        raise ConfigError("run.resume and run.overwrite cannot both be true")
+    run_dir = run_dir_of(cfg)
+    last = last_ckpt_of(run_dir)
+    rank0 = is_launcher_rank_zero()
+    if run["resume"]:
+        if rank0:
+            check_writable(run_dir, run["min_free_mb"])
+        return run_dir, (last if last.is_file() else None)
+    if rank0:
+        if _has_run_content(run_dir):
+            if not run["overwrite"]:
+                raise RunDirError(
+                    f"{run_dir}: run directory already exists; pass run.resume=true to continue it "
+                    "or run.overwrite=true to start afresh"
+                )
+            shutil.rmtree(run_dir)
+        check_writable(run_dir, run["min_free_mb"])
+    return run_dir, None
+
+
+def _capture(cmd: list[str]) -> str:
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        return out.stdout if out.returncode == 0 else ""
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def write_metadata(run_dir: Path, config_yaml: str) -> None:
+    """Resolved config, git revision (+ diff) and ``pip freeze`` for reproducibility."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(config_yaml)
+    rev = _capture(["git", "rev-parse", "HEAD"]).strip()
+    status = _capture(["git", "status", "--porcelain"])
+    diff = _capture(["git", "diff", "HEAD"])
+    (run_dir / "git.txt").write_text(
+        f"revision: {rev or 'unknown (not a git checkout)'}\ndirty: {bool(status.strip())}\n{status}"
+    )
+    if diff:
+        (run_dir / "git.diff").write_text(diff)
+    (run_dir / "pip-freeze.txt").write_text(_capture([sys.executable, "-m", "pip", "freeze"]))

@@ -1,0 +1,78 @@
+"""``fit(cfg)``: the one pure function that trains a phase from a resolved config.
+
+The CLI (``hdc fit``) and the staged pipeline both call it; it builds the phase from the
+registry, the DataModule from ``data:``, and a Trainer from ``trainer:``, so the same
+config runs on one CPU, 2-process CPU DDP or N GPUs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from hdc_lightning import registry, rundir
+from hdc_lightning.callbacks import LastCheckpoint
+from hdc_lightning.checkpoints import AtomicCheckpointIO
+from hdc_lightning.config.load import to_yaml
+
+
+@dataclass(frozen=True)
+class FitResult:
+    run_dir: Path
+    last_ckpt: Path
+    global_step: int
+    metrics: dict[str, float]
+
+
+def build_phase(cfg: dict) -> L.LightningModule:
+    return registry.get("phase", cfg["phase"]["name"]).factory(cfg)
+
+
+def build_trainer(cfg: dict, run_dir: Path, extra_callbacks: list[L.Callback] | None = None) -> L.Trainer:
+    t = dict(cfg["trainer"])
+    logger = TensorBoardLogger(save_dir=str(run_dir), name="", version="tb", default_hp_metric=False)
+    callbacks: list[L.Callback] = [LastCheckpoint(run_dir / "checkpoints", cfg["run"]["ckpt_every_n_steps"])]
+    callbacks += extra_callbacks or []
+    return L.Trainer(
+        accelerator=t["accelerator"],
+        devices=t["devices"],
+        num_nodes=t["num_nodes"],
+        strategy=t["strategy"],
+        precision=t["precision"],
+        max_steps=t["max_steps"],
+        max_epochs=-1,
+        # None: val_check_interval counts batches across epochs (the WebDataset epoch is nominal).
+        check_val_every_n_epoch=None,
+        val_check_interval=t["val_check_interval"],
+        limit_val_batches=t["limit_val_batches"],
+        num_sanity_val_steps=0,
+        log_every_n_steps=t["log_every_n_steps"],
+        gradient_clip_val=t["gradient_clip_val"],
+        enable_progress_bar=t["enable_progress_bar"],
+        deterministic=t["deterministic"],
+        default_root_dir=str(run_dir),
+        logger=logger,
+        callbacks=callbacks,
+        enable_checkpointing=False,  # LastCheckpoint owns the cadence and the atomic write
+        plugins=[AtomicCheckpointIO()],
+    )
+
+
+def fit(cfg: dict[str, Any], extra_callbacks: list[L.Callback] | None = None) -> FitResult:
+    """Train ``cfg['phase']`` per ``cfg``; resumes or refuses per ``run.resume/overwrite``."""
+    from hdc_lightning.data import build_datamodule
+
+    run_dir, resume_from = rundir.prepare(cfg)
+    if rundir.is_launcher_rank_zero():
+        rundir.write_metadata(run_dir, to_yaml(cfg))
+    L.seed_everything(cfg["run"]["seed"], workers=True, verbose=False)
+    phase = build_phase(cfg)
+    datamodule = build_datamodule(cfg["data"], seed=cfg["run"]["seed"])
+    trainer = build_trainer(cfg, run_dir, extra_callbacks)
+    trainer.fit(phase, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if getattr(v, "numel", lambda: 1)() == 1}
+    return FitResult(run_dir, rundir.last_ckpt_of(run_dir), trainer.global_step, metrics)
