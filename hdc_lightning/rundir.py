@@ -11,6 +11,7 @@ Layout::
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -74,9 +75,10 @@ def prepare(cfg: dict) -> tuple[Path, Path | None]:
     if run["resume"]:
         if rank0:
             check_writable(run_dir, run["min_free_mb"])
+            (run_dir / "done.json").unlink(missing_ok=True)  # training continues: not finished any more
         return run_dir, (last if last.is_file() else None)
     if rank0:
-        if _has_run_content(run_dir):
+        if _has_run_content(run_dir) or (run_dir / "done.json").exists():
             if not run["overwrite"]:
                 raise RunDirError(
                     f"{run_dir}: run directory already exists; pass run.resume=true to continue it "
@@ -85,6 +87,13 @@ def prepare(cfg: dict) -> tuple[Path, Path | None]:
             shutil.rmtree(run_dir)
         check_writable(run_dir, run["min_free_mb"])
     return run_dir, None
+
+
+def mark_done(run_dir: Path, global_step: int, metrics: dict[str, float]) -> None:
+    """``done.json``: the stage finished; a staged pipeline skips it when rerun."""
+    tmp = run_dir / ".done.json.tmp"
+    tmp.write_text(json.dumps({"global_step": global_step, "metrics": metrics}, indent=1))
+    os.replace(tmp, run_dir / "done.json")
 
 
 def _capture(cmd: list[str]) -> str:

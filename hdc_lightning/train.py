@@ -18,6 +18,7 @@ from hdc_lightning import registry, rundir
 from hdc_lightning.callbacks import LastCheckpoint
 from hdc_lightning.checkpoints import AtomicCheckpointIO
 from hdc_lightning.config.load import to_yaml
+from hdc_lightning.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -66,13 +67,25 @@ def fit(cfg: dict[str, Any], extra_callbacks: list[L.Callback] | None = None) ->
     """Train ``cfg['phase']`` per ``cfg``; resumes or refuses per ``run.resume/overwrite``."""
     from hdc_lightning.data import build_datamodule
 
+    run = cfg["run"]
+    if run["resume"] and run["init_from"]:
+        raise ConfigError(
+            "run.resume and run.init_from cannot both be set: resume restores this stage's full state, "
+            "init_from loads weights from other stages"
+        )
     run_dir, resume_from = rundir.prepare(cfg)
     if rundir.is_launcher_rank_zero():
         rundir.write_metadata(run_dir, to_yaml(cfg))
-    L.seed_everything(cfg["run"]["seed"], workers=True, verbose=False)
+    L.seed_everything(run["seed"], workers=True, verbose=False)
     phase = build_phase(cfg)
+    if run["init_from"]:
+        phase.init_from(run["init_from"])
+    if run["freeze"]:
+        phase.freeze(list(run["freeze"]))
     datamodule = build_datamodule(cfg["data"], seed=cfg["run"]["seed"])
     trainer = build_trainer(cfg, run_dir, extra_callbacks)
     trainer.fit(phase, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if getattr(v, "numel", lambda: 1)() == 1}
+    if trainer.is_global_zero and not trainer.interrupted:
+        rundir.mark_done(run_dir, trainer.global_step, metrics)
     return FitResult(run_dir, rundir.last_ckpt_of(run_dir), trainer.global_step, metrics)

@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from hdc_lightning.config.schema import Config
-from hdc_lightning.errors import ConfigError
+from hdc_lightning.errors import ConfigError, RegistryError
 
 EXTENDS_KEY = "extends"
 _MAX_DEPTH = 16
@@ -92,7 +92,10 @@ def validate_phase(phase: Any, where: str = "phase") -> dict:
     name = phase.get("name")
     if not name:
         raise ConfigError(f"{where}.name is missing; known phases: {', '.join(registry.names('phase'))}")
-    entry = registry.get("phase", name)
+    try:
+        entry = registry.get("phase", name)
+    except RegistryError as e:
+        raise ConfigError(f"{where}.name: {e}") from None
     schema = getattr(entry.factory, "Config", None)
     if schema is None:
         return OmegaConf.to_container(phase, resolve=True)

@@ -7,7 +7,7 @@ the model's ``args`` by its constructor signature (see :mod:`hdc_lightning.regis
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from hdc_lightning.data.config import DataConfig
 
@@ -23,6 +23,10 @@ class RunConfig:
     max_nonfinite_steps: int = 10  # stop after this many non-finite losses in a row
     min_free_mb: int = 200  # refuse to start with less free disk than this in the run directory
     config_path: Optional[str] = None  # filled in by the loader
+    # Weights-only initialisation from other stages (cannot be combined with resume):
+    # {module attribute of the phase: {ckpt: path, prefix: key prefix in that checkpoint}}
+    init_from: Dict[str, Any] = field(default_factory=dict)
+    freeze: List[str] = field(default_factory=list)  # phase module attributes kept frozen (eval, no grads)
 
 
 @dataclass

@@ -16,7 +16,9 @@ import torch
 import torchvision
 
 from hdc_lightning.config.schema import PhaseConfig
-from hdc_lightning.errors import HDCError
+from lightning.pytorch.utilities import rank_zero_warn
+
+from hdc_lightning.errors import CheckpointError, ConfigError, HDCError
 
 
 class NonFiniteLossError(HDCError):
@@ -41,6 +43,7 @@ class PhaseModule(L.LightningModule):
         self._nonfinite_streak = 0
         self._nonfinite_total = 0
         self._skipped_samples = 0
+        self._frozen: set[str] = set()
 
     # ---- data -----------------------------------------------------------------------
     def unpack_train_batch(self, batch: Any) -> torch.Tensor:
@@ -83,7 +86,7 @@ class PhaseModule(L.LightningModule):
         last good checkpoint stays in place because skipped steps change no weights.
         """
         bad = not bool(torch.isfinite(loss.detach()).all())
-        if self.trainer is not None and self.trainer.world_size > 1:
+        if self._trainer is not None and self.trainer.world_size > 1:
             bad = self.trainer.strategy.reduce_boolean_decision(bad, all=False)
         if not bad:
             self._nonfinite_streak = 0
@@ -99,6 +102,61 @@ class PhaseModule(L.LightningModule):
             )
         return None
 
+    # ---- staged training: weights from other stages, frozen parts ----------------------
+    def _submodule(self, name: str) -> torch.nn.Module:
+        try:
+            module = self.get_submodule(name)
+        except AttributeError:
+            children = ", ".join(n for n, _ in self.named_children()) or "(none)"
+            raise ConfigError(f"run.init_from/freeze: phase has no module '{name}'; it has: {children}") from None
+        return module
+
+    def freeze(self, names: list[str]) -> None:
+        """Freeze submodules by attribute path: no gradients, always in eval mode."""
+        for name in names:
+            module = self._submodule(name)
+            module.requires_grad_(False)
+            module.eval()
+            self._frozen.add(name)
+
+    def train(self, mode: bool = True):
+        # Lightning calls .train() at every fit/validation switch; frozen parts stay in eval.
+        super().train(mode)
+        for name in getattr(self, "_frozen", ()):
+            self.get_submodule(name).eval()
+        return self
+
+    def init_from(self, sources: Mapping[str, Mapping[str, Any]]) -> list[str]:
+        """Load weights-only ``{attr: {ckpt, prefix}}`` from earlier stages; returns a report.
+
+        Missing and unexpected keys are reported loudly (rank-zero warning); a shape
+        mismatch or a prefix that matches nothing is an error naming the checkpoint.
+        """
+        from hdc_lightning.checkpoints import load_state_dict
+
+        report = []
+        for attr, src in sources.items():
+            if not isinstance(src, Mapping) or "ckpt" not in src:
+                raise ConfigError(f"run.init_from.{attr}: expected {{ckpt: PATH, prefix: KEY_PREFIX}}")
+            module = self._submodule(attr)
+            state = load_state_dict(src["ckpt"], src.get("prefix", ""))
+            own = module.state_dict()
+            for key, value in state.items():
+                if key in own and own[key].shape != value.shape and not _is_entropy_table(key):
+                    raise CheckpointError(
+                        f"{src['ckpt']}: '{src.get('prefix', '')}{key}' has shape {tuple(value.shape)}, "
+                        f"module '{attr}' expects {tuple(own[key].shape)} (another model or preset?)"
+                    )
+            _resize_entropy_tables(module, state)
+            result = module.load_state_dict(state, strict=False)
+            line = (
+                f"init_from {attr} <- {src['ckpt']} [{src.get('prefix', '')}]: {len(state)} tensors, "
+                f"missing {len(result.missing_keys)}, unexpected {len(result.unexpected_keys)}"
+            )
+            report.append(line)
+            rank_zero_warn(line + _key_list("missing", result.missing_keys) + _key_list("unexpected", result.unexpected_keys))
+        return report
+
     # ---- checkpoint extras ----------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["hdc"] = {
@@ -112,3 +170,28 @@ class PhaseModule(L.LightningModule):
         extra = checkpoint.get("hdc", {})
         self._nonfinite_total = int(extra.get("nonfinite_total", 0))
         self._skipped_samples = int(extra.get("skipped_samples", 0))
+
+
+# CompressAI entropy models keep CDF tables whose shapes depend on update(); an earlier
+# stage's tables must be taken at their own shape, not rejected as a mismatch.
+_ENTROPY_TABLES = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
+
+
+def _is_entropy_table(key: str) -> bool:
+    return key.rsplit(".", 1)[-1] in _ENTROPY_TABLES
+
+
+def _resize_entropy_tables(module: torch.nn.Module, state: Mapping[str, torch.Tensor]) -> None:
+    own = dict(module.named_buffers())
+    for key, value in state.items():
+        if _is_entropy_table(key) and key in own and own[key].shape != value.shape:
+            path, _, name = key.rpartition(".")
+            owner = module.get_submodule(path) if path else module
+            owner.register_buffer(name, torch.empty_like(value, device=own[key].device))
+
+
+def _key_list(label: str, keys: list[str], limit: int = 8) -> str:
+    if not keys:
+        return ""
+    more = f" … (+{len(keys) - limit})" if len(keys) > limit else ""
+    return f"\n  {label}: " + ", ".join(keys[:limit]) + more
