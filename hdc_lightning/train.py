@@ -73,6 +73,8 @@ def fit(cfg: dict[str, Any], extra_callbacks: list[L.Callback] | None = None) ->
             "run.resume and run.init_from cannot both be set: resume restores this stage's full state, "
             "init_from loads weights from other stages"
         )
+    # Data first: a shard pattern that matches nothing fails before a run directory exists.
+    datamodule = build_datamodule(cfg["data"], seed=run["seed"])
     run_dir, resume_from = rundir.prepare(cfg)
     if rundir.is_launcher_rank_zero():
         rundir.write_metadata(run_dir, to_yaml(cfg))
@@ -82,7 +84,6 @@ def fit(cfg: dict[str, Any], extra_callbacks: list[L.Callback] | None = None) ->
         phase.init_from(run["init_from"])
     if run["freeze"]:
         phase.freeze(list(run["freeze"]))
-    datamodule = build_datamodule(cfg["data"], seed=cfg["run"]["seed"])
     trainer = build_trainer(cfg, run_dir, extra_callbacks)
     trainer.fit(phase, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if getattr(v, "numel", lambda: 1)() == 1}

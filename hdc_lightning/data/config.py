@@ -19,6 +19,9 @@ class TrainDataConfig:
     # False: every sample exactly once per epoch, split by node then by worker.
     resampled: bool = True
     shuffle_buffer: int = 64
+    # Random crops taken from each decoded image: >1 spreads the decode cost of large
+    # photos (DIV2K, OpenImages) over several training views.
+    crops_per_image: int = 1
 
 
 @dataclass

@@ -1,0 +1,129 @@
+"""Embedded demo data built from photographs that ship inside pip packages.
+
+``hdc demo-data data/demo`` writes ``train-000000..000003.tar`` (random rescaled
+crops, 256–384 px, of six photographs) and ``val/*.png`` (three *other* photographs,
+downscaled to 384 px) — offline, deterministic, in a few seconds. The photos are the
+files bundled in the scikit-image and scikit-learn wheels (not the ones scikit-image
+fetches on demand); they are located without importing either package.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import math
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from hdc_lightning.data.shards import ShardSink
+from hdc_lightning.errors import DataError
+
+# (package, file inside it, licence) — all natural RGB photographs.
+TRAIN_PHOTOS = (
+    ("skimage", "data/astronaut.png", "public domain (NASA)"),
+    ("skimage", "data/coffee.png", "CC0 (Rachel Michetti)"),
+    ("skimage", "data/motorcycle_left.png", "Middlebury 2014 stereo benchmark"),
+    ("skimage", "data/motorcycle_right.png", "Middlebury 2014 stereo benchmark"),
+    ("skimage", "data/hubble_deep_field.jpg", "public domain (NASA)"),
+    ("sklearn", "datasets/images/china.jpg", "CC BY 2.0 (danielbuechele, Flickr)"),
+)
+VAL_PHOTOS = (
+    ("skimage", "data/chelsea.png", "CC0 (Stefan van der Walt)"),
+    ("skimage", "data/rocket.jpg", "public domain (SpaceX)"),
+    ("sklearn", "datasets/images/flower.jpg", "CC BY 2.0 (vultilion, Flickr)"),
+)
+
+NUM_SHARDS = 4
+CROPS_PER_PHOTO = 20
+CROP_RANGE = (256, 384)
+VAL_SIDE = 384
+SEED = 0
+
+
+@dataclass
+class DemoReport:
+    shards: list[Path]
+    train_samples: int
+    val_images: list[Path]
+    pattern: str
+
+    def summary(self) -> str:
+        return (f"demo data: {self.train_samples} training crops in {len(self.shards)} shards ({self.pattern}), "
+                f"{len(self.val_images)} validation images in {self.val_images[0].parent}")
+
+
+def bundled_photo(package: str, relpath: str) -> Path:
+    """Path of a file shipped inside an installed package (the package is not imported)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError(f"demo data needs the {package!r} package (pip install scikit-image scikit-learn)")
+    path = Path(list(spec.submodule_search_locations)[0]) / relpath
+    if not path.is_file():
+        raise DataError(f"demo photo {relpath!r} is not bundled in the installed {package!r} package ({path})")
+    return path
+
+
+def _open_rgb(package: str, relpath: str):
+    from PIL import Image
+
+    with Image.open(bundled_photo(package, relpath)) as im:
+        return im.convert("RGB")
+
+
+def _png(image) -> bytes:
+    buf = io.BytesIO()
+    image.info.pop("icc_profile", None)  # some bundled profiles make libpng warn on every decode
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _random_views(photo, stem: str, n: int, rng: random.Random):
+    """``n`` random (scale, crop) views of ``photo``: crops of 256–384 px per side from the
+    photo rescaled by a log-uniform factor between "crop just fits" and 1."""
+    from PIL import Image
+
+    for k in range(n):
+        w, h = (rng.randint(*CROP_RANGE) for _ in range(2))
+        s_min = max(w / photo.width, h / photo.height)
+        scale = 1.0 if s_min >= 1 else math.exp(rng.uniform(math.log(s_min), 0.0))
+        size = (max(w, round(photo.width * scale)), max(h, round(photo.height * scale)))
+        scaled = photo if size == photo.size else photo.resize(size, Image.Resampling.LANCZOS)
+        left, top = rng.randint(0, scaled.width - w), rng.randint(0, scaled.height - h)
+        yield f"{stem}_{k:02d}", scaled.crop((left, top, left + w, top + h))
+
+
+def build_demo_data(out_dir: str | Path = "data/demo") -> DemoReport:
+    """Write the demo shards and validation images into ``out_dir`` (overwriting)."""
+    from PIL import Image
+
+    out = Path(out_dir)
+    try:
+        (out / "val").mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"cannot create demo data folder {str(out)!r}: {e.strerror or e}") from None
+    rng = random.Random(SEED)
+    samples = []
+    for package, relpath, _ in TRAIN_PHOTOS:
+        photo = _open_rgb(package, relpath)
+        samples += [(key, _png(view)) for key, view in _random_views(photo, Path(relpath).stem, CROPS_PER_PHOTO, rng)]
+    rng.shuffle(samples)  # every shard mixes all photos
+    sink = ShardSink(out, "train", max_samples=math.ceil(len(samples) / NUM_SHARDS), max_bytes=1 << 40)
+    for key, payload in samples:
+        sink.write(key, "png", payload)
+    sink.close()
+
+    val_paths, sources = [], ["# Demo data: photographs bundled in pip packages (package/file: licence)"]
+    for package, relpath, licence in VAL_PHOTOS:
+        photo = _open_rgb(package, relpath)
+        scale = min(1.0, VAL_SIDE / max(photo.size))
+        if scale < 1.0:
+            photo = photo.resize((round(photo.width * scale), round(photo.height * scale)), Image.Resampling.LANCZOS)
+        path = out / "val" / f"{Path(relpath).stem}.png"
+        path.write_bytes(_png(photo))
+        val_paths.append(path)
+    for split, photos in (("train", TRAIN_PHOTOS), ("val", VAL_PHOTOS)):
+        sources += [f"{split}: {package}/{relpath}: {licence}" for package, relpath, licence in photos]
+    (out / "SOURCES.txt").write_text("\n".join(sources) + "\n")
+    pattern = str(out / f"train-{{000000..{len(sink.paths) - 1:06d}}}.tar")
+    return DemoReport(sink.paths, len(samples), val_paths, pattern)

@@ -1,0 +1,146 @@
+"""Image files and bytes: listing, decoding to tensors, cropping and padding.
+
+Shared by the shard writer, the WebDataset loader and the evaluation folder loader so
+that every path decodes an image the same way (RGB, uint8, ``[3, H, W]``).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from hdc_lightning.errors import DataError
+
+# Suffixes looked for in folders (case-insensitive). PNG and JPEG are the main formats;
+# the others decode through Pillow.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm")
+
+
+class CorruptImage(ValueError):
+    """Bytes that no decoder can turn into an image (empty, truncated, not an image)."""
+
+
+def list_images(folder: str | os.PathLike, recursive: bool = True) -> list[Path]:
+    """Image files under ``folder``, sorted by relative path; DataError when there are none."""
+    root = Path(folder).expanduser()
+    if not root.exists():
+        raise DataError(f"image folder {str(root)!r} does not exist")
+    if not root.is_dir():
+        raise DataError(f"{str(root)!r} is not a folder")
+    if not os.access(root, os.R_OK | os.X_OK):
+        raise DataError(f"image folder {str(root)!r} is not readable (permission denied)")
+    files: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root, onerror=None):
+        dirnames.sort()
+        files += [Path(dirpath) / f for f in filenames if Path(f).suffix.lower() in IMAGE_SUFFIXES]
+        if not recursive:
+            break
+    if not files:
+        where = "under" if recursive else "in"
+        raise DataError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) {where} {str(root)!r}")
+    return sorted(files, key=lambda p: p.relative_to(root).as_posix())
+
+
+def decode_rgb(data: bytes) -> torch.Tensor:
+    """Decode encoded image bytes to an RGB uint8 tensor ``[3, H, W]``.
+
+    torchvision's libpng/libjpeg decoder writes straight into a CHW tensor (no PIL
+    object, no NumPy copy); formats it does not know fall back to Pillow.
+    """
+    if not data:
+        raise CorruptImage("empty file")
+    from torchvision.io import ImageReadMode, decode_image
+
+    try:
+        x = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
+    except RuntimeError:
+        x = _decode_pil(data)
+    if x.dtype == torch.uint16:  # 16-bit PNG: keep the 8 most significant bits
+        x = (x.to(torch.int32) >> 8).to(torch.uint8)
+    if x.ndim != 3 or x.shape[0] != 3 or x.shape[1] < 1 or x.shape[2] < 1:
+        raise CorruptImage(f"decoded to an unusable shape {tuple(x.shape)}")
+    return x
+
+
+def _decode_pil(data: bytes) -> torch.Tensor:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            rgb = np.array(im.convert("RGB"))
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        raise CorruptImage(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
+    return torch.from_numpy(rgb).permute(2, 0, 1).contiguous()
+
+
+def read_rgb(path: str | os.PathLike) -> torch.Tensor:
+    """Read and decode one image file (uint8 ``[3, H, W]``); OSError / CorruptImage on failure."""
+    with open(path, "rb") as f:
+        return decode_rgb(f.read())
+
+
+def to_float(x: torch.Tensor) -> torch.Tensor:
+    """uint8 → float32 in [0, 1]."""
+    return x.to(torch.float32).div_(255.0)
+
+
+def random_crop(x: torch.Tensor, size: int, rng: random.Random) -> torch.Tensor:
+    """A random ``size``×``size`` window of ``x`` [C, H, W]; a side shorter than ``size``
+    is taken whole (the caller pads it with :func:`pad_to`)."""
+    _, h, w = x.shape
+    top = rng.randint(0, max(h - size, 0))
+    left = rng.randint(0, max(w - size, 0))
+    return x[:, top : top + size, left : left + size]
+
+
+def pad_to(x: torch.Tensor, height: int, width: int, mode: str = "reflect") -> torch.Tensor:
+    """Pad float ``x`` [C, H, W] on the bottom/right to at least ``height``×``width``.
+
+    Reflection needs the padding to be smaller than the side it mirrors; when an
+    image is that small the edge pixels are replicated instead.
+    """
+    _, h, w = x.shape
+    ph, pw = max(height - h, 0), max(width - w, 0)
+    if ph == 0 and pw == 0:
+        return x
+    if mode == "reflect" and (ph >= h or pw >= w):
+        mode = "replicate"
+    return F.pad(x[None], (0, pw, 0, ph), mode=mode)[0]
+
+
+def batch_views(crops: list[torch.Tensor], size: int, rng: random.Random, shared: bool = False) -> torch.Tensor:
+    """Training batch float32 ``[B, 3, size, size]`` in [0, 1] from uint8 crops.
+
+    Each crop is flipped left-right with probability 1/2 and padded (reflection) when
+    its image was smaller than ``size``. Crops are written straight into one batch
+    tensor and converted once: no per-image float copies. ``shared`` allocates it in
+    shared memory, as PyTorch's collate does inside loader workers, so handing it to
+    the main process needs no extra copy.
+    """
+    out = torch.empty(len(crops), 3, size, size)
+    if shared:
+        out.share_memory_()
+    for i, x in enumerate(crops):
+        if x.shape[-2:] != (size, size):
+            x = pad_to(x.float(), size, size, mode="reflect")
+        out[i].copy_(x.flip(-1) if rng.random() < 0.5 else x)
+    return out.div_(255.0)
+
+
+def pad_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Replicate-pad float ``x`` [..., H, W] on the bottom/right to a multiple of ``multiple``."""
+    h, w = x.shape[-2:]
+    hp = -(-h // multiple) * multiple
+    wp = -(-w // multiple) * multiple
+    if (hp, wp) == (h, w):
+        return x
+    squeeze = x.ndim == 3
+    y = F.pad(x[None] if squeeze else x, (0, wp - w, 0, hp - h), mode="replicate")
+    return y[0] if squeeze else y

@@ -1,0 +1,214 @@
+"""Write WebDataset shards (``<prefix>-000000.tar`` …) from a folder of images.
+
+Each sample is one image stored under ``__key__`` (its path relative to the source
+folder, without suffix) and one of ``png`` / ``jpg``: PNG and JPEG files are copied
+byte for byte unless resized or cropped, everything else is re-encoded as PNG.
+Unreadable files are skipped and named in the report, never fatal.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hdc_lightning.data.images import list_images
+from hdc_lightning.errors import DataError
+
+_TAR_BLOCK = 512
+
+
+@dataclass
+class ShardReport:
+    """What :func:`write_shards` did."""
+
+    written: int = 0
+    total_bytes: int = 0
+    shards: list[Path] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (name, reason)
+
+    @property
+    def pattern(self) -> str:
+        """The brace pattern naming every shard written (for ``data.train.shards``)."""
+        if not self.shards:
+            return ""
+        first = self.shards[0]
+        stem = first.name.rsplit("-", 1)[0]
+        last = len(self.shards) - 1
+        span = "000000" if last == 0 else f"{{000000..{last:06d}}}"
+        return str(first.parent / f"{stem}-{span}.tar")
+
+    def summary(self) -> str:
+        lines = [
+            f"wrote {self.written} images into {len(self.shards)} shard(s), {self.total_bytes / 1e6:.1f} MB: "
+            f"{self.pattern}",
+        ]
+        if self.skipped:
+            lines.append(f"skipped {len(self.skipped)} file(s):")
+            lines += [f"  {name}: {reason}" for name, reason in self.skipped]
+        return "\n".join(lines)
+
+
+def _tar_size(payload: int) -> int:
+    """Bytes one member takes in a tar: header block plus data padded to blocks."""
+    return _TAR_BLOCK + -(-payload // _TAR_BLOCK) * _TAR_BLOCK
+
+
+def _key_for(rel: Path, used: set[str]) -> str:
+    # WebDataset splits the key from the extension at the first dot of the basename,
+    # so keys must be dot-free; names that collide after cleaning get a suffix.
+    base = re.sub(r"[^A-Za-z0-9_/-]", "_", rel.with_suffix("").as_posix()).lstrip("_/") or "img"
+    key, n = base, 1
+    while key in used:
+        key, n = f"{base}_{n}", n + 1
+    used.add(key)
+    return key
+
+
+def encode_sample(data: bytes, resize: int | None = None, center_crop: int | None = None) -> tuple[str, bytes]:
+    """Check that ``data`` decodes and return ``(extension, bytes)`` to store.
+
+    ``resize`` downscales so the shorter side is at most that many pixels (never
+    upscales); ``center_crop`` then cuts the central square of that side. Raises
+    ValueError with a short reason when the image is unusable.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    if not data:
+        raise ValueError("empty file")
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()  # full decode: catches truncated files, not just bad headers
+            fmt = im.format
+            if resize is None and center_crop is None and fmt in ("PNG", "JPEG"):
+                return ("png" if fmt == "PNG" else "jpg"), data
+            rgb = ImageOps.exif_transpose(im).convert("RGB")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise ValueError(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
+    if resize is not None and min(rgb.size) > resize:
+        scale = resize / min(rgb.size)
+        size = (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale)))
+        rgb = rgb.resize(size, Image.Resampling.LANCZOS)
+    if center_crop is not None:
+        if min(rgb.size) < center_crop:
+            raise ValueError(f"{rgb.width}x{rgb.height} is smaller than --center-crop {center_crop}")
+        left, top = (rgb.width - center_crop) // 2, (rgb.height - center_crop) // 2
+        rgb = rgb.crop((left, top, left + center_crop, top + center_crop))
+    out = io.BytesIO()
+    rgb.save(out, format="PNG")
+    return "png", out.getvalue()
+
+
+class ShardSink:
+    """Opens ``<prefix>-NNNNNN.tar`` files in turn; each is written to ``.tmp`` and
+    renamed when complete, so a crash never leaves a half shard under the real name."""
+
+    def __init__(self, out_dir: Path, prefix: str, max_samples: int, max_bytes: int):
+        self.out_dir, self.prefix = out_dir, prefix
+        self.max_samples, self.max_bytes = max_samples, max_bytes
+        self.writer = None
+        self.file = None
+        self.count = self.size = 0
+        self.paths: list[Path] = []
+
+    def write(self, key: str, ext: str, payload: bytes) -> None:
+        need = _tar_size(len(payload))
+        if self.writer is None or self.count >= self.max_samples or (
+            self.count > 0 and self.size + need + 2 * _TAR_BLOCK > self.max_bytes
+        ):
+            self._next()
+        self.writer.write({"__key__": key, ext: payload})
+        self.count += 1
+        self.size += need
+
+    def _next(self) -> None:
+        self.close()
+        from webdataset import TarWriter
+
+        path = self.out_dir / f"{self.prefix}-{len(self.paths):06d}.tar"
+        self.file = open(path.with_name(path.name + ".tmp"), "wb")
+        # mtime fixed and encoder off: identical inputs give byte-identical shards.
+        self.writer = TarWriter(self.file, encoder=False, mtime=0.0)
+        self.paths.append(path)
+        self.count = self.size = 0
+
+    def close(self) -> None:
+        if self.writer is None:
+            return
+        self.writer.close()
+        self.file.close()
+        path = self.paths[-1]
+        os.replace(path.with_name(path.name + ".tmp"), path)
+        self.writer = self.file = None
+
+
+def write_shards(
+    src: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    prefix: str = "train",
+    max_samples: int = 1000,
+    max_bytes: int = 1 << 30,
+    resize: int | None = None,
+    center_crop: int | None = None,
+    recursive: bool = True,
+    progress: bool = True,
+) -> ShardReport:
+    """Pack the images under ``src`` into tar shards in ``out_dir``.
+
+    Files are taken in sorted order of their relative path; a shard is closed when it
+    holds ``max_samples`` images or the next one would take it past ``max_bytes``
+    (a single larger image gets a shard of its own).
+    """
+    if max_samples < 1 or max_bytes < 4 * _TAR_BLOCK:
+        raise DataError(f"max samples per shard must be >= 1 and max bytes >= {4 * _TAR_BLOCK} (got "
+                        f"{max_samples}, {max_bytes})")
+    for name, value in (("resize", resize), ("center crop", center_crop)):
+        if value is not None and value < 1:
+            raise DataError(f"{name} must be a positive number of pixels (got {value})")
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", prefix):
+        raise DataError(f"shard prefix {prefix!r} may only hold letters, digits, '_', '-', '.'")
+    root = Path(src).expanduser()
+    files = list_images(root, recursive=recursive)
+    out = Path(out_dir).expanduser()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"cannot create shard folder {str(out)!r}: {e.strerror or e}") from None
+
+    from tqdm.auto import tqdm
+
+    report = ShardReport()
+    rotator = ShardSink(out, prefix, max_samples, max_bytes)
+    used: set[str] = set()
+    bar = tqdm(files, desc=f"shards {prefix}", unit="img", disable=not progress, dynamic_ncols=True)
+    try:
+        for path in bar:
+            rel = path.relative_to(root)
+            try:
+                data = path.read_bytes()
+                ext, payload = encode_sample(data, resize, center_crop)
+            except OSError as e:
+                report.skipped.append((rel.as_posix(), f"unreadable ({e.strerror or e})"))
+                continue
+            except ValueError as e:
+                report.skipped.append((rel.as_posix(), str(e)))
+                continue
+            rotator.write(_key_for(rel, used), ext, payload)
+            report.written += 1
+            report.total_bytes += len(payload)
+            bar.set_postfix(shards=len(rotator.paths), skipped=len(report.skipped), refresh=False)
+        rotator.close()
+    except OSError as e:  # disk full, folder removed under us …
+        raise DataError(f"writing shards to {str(out)!r} failed: {e.strerror or e}") from None
+    finally:
+        bar.close()
+        if rotator.file is not None:  # failed mid-shard: drop the partial file
+            rotator.file.close()
+            Path(rotator.file.name).unlink(missing_ok=True)
+    report.shards = list(rotator.paths)
+    if report.written == 0:
+        raise DataError(f"no readable images under {str(root)!r} ({len(report.skipped)} file(s) skipped, "
+                        f"first: {report.skipped[0][0]}: {report.skipped[0][1]})")
+    return report
