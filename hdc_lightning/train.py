@@ -37,6 +37,10 @@ def build_trainer(cfg: dict, run_dir: Path, extra_callbacks: list[L.Callback] | 
     t = dict(cfg["trainer"])
     logger = TensorBoardLogger(save_dir=str(run_dir), name="", version="tb", default_hp_metric=False)
     callbacks: list[L.Callback] = [LastCheckpoint(run_dir / "checkpoints", cfg["run"]["ckpt_every_n_steps"])]
+    if cfg["run"]["rdp_figure"]:
+        from hdc_lightning.evaluation.tensorboard import RDPFigureCallback
+
+        callbacks.append(RDPFigureCallback())
     callbacks += extra_callbacks or []
     return L.Trainer(
         accelerator=t["accelerator"],

@@ -23,6 +23,7 @@ class RunConfig:
     max_nonfinite_steps: int = 10  # stop after this many non-finite losses in a row
     min_free_mb: int = 200  # refuse to start with less free disk than this in the run directory
     config_path: Optional[str] = None  # filled in by the loader
+    rdp_figure: bool = True  # log the RD/RP figure (with JPEG/WebP/AVIF) at every validation
     # Weights-only initialisation from other stages (cannot be combined with resume):
     # {module attribute of the phase: {ckpt: path, prefix: key prefix in that checkpoint}}
     init_from: Dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,73 @@
+"""``hdc eval CKPT… --data FOLDER -o OUTDIR``: real-bitstream evaluation of a rate ladder."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _baselines(text: str) -> list[str]:
+    return [] if text.strip().lower() in ("", "none") else [t.strip().lower() for t in text.split(",") if t.strip()]
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="evaluate checkpoints on an image folder with real compress/decompress",
+        description="Encode every image of FOLDER to bytes and decode it with each checkpoint (one rate point "
+        "each; a run directory stands for its last.ckpt, a ladder folder for all its runs). Writes per-image "
+        "and aggregate results JSONs (CompressAI schema), classical baselines at matching rates, BD-rate/"
+        "BD-PSNR against --anchor, and an RD/RP figure.",
+    )
+    p.add_argument("checkpoints", nargs="+", metavar="CKPT", help="checkpoint files, run directories or ladder folders")
+    p.add_argument("--data", required=True, help="image folder (Kodak, Tecnick, CLIC layouts; searched recursively)")
+    p.add_argument("-o", "--output", required=True, help="output folder for the JSONs and the figure")
+    p.add_argument("--name", default="hdc", help="name of the learned curve (default: hdc)")
+    p.add_argument("--anchor", help="curve for BD-rate/BD-PSNR: --name, a baseline name, or a results JSON")
+    p.add_argument("--baselines", default=None,
+                   help="comma list of classical codecs at matching rates (jpeg,webp,avif) or 'none'; "
+                        "default: every one this Pillow supports")
+    p.add_argument("--tile", type=int, default=None,
+                   help="code in tiles of at most N×N pixels (0: never); default: whole image up to "
+                        "--max-mpix, tiles of 1024 beyond")
+    p.add_argument("--max-mpix", type=float, default=4.0, help="largest image (megapixels, 2^20) coded whole (default: 4)")
+    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N images")
+    p.add_argument("--no-lpips", action="store_true", help="skip LPIPS")
+    p.add_argument("--no-dists", action="store_true", help="skip DISTS")
+    p.add_argument("--no-ms-ssim", action="store_true",
+                   help="skip MS-SSIM (its memory grows with the whole image, not the tile)")
+    p.add_argument("--no-fid", action="store_true", help="skip FID/KID on 256-px patches")
+    p.add_argument("--device", default="cpu", help="device of the codec's transforms, e.g. cuda (default: cpu)")
+    p.add_argument("--metrics-device", default="cpu", help="device of the LPIPS/DISTS/FID networks (default: cpu)")
+    p.add_argument("--no-progress", action="store_true", help="no per-image progress bar")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from hdc_lightning.errors import ConfigError
+    from hdc_lightning.evaluation import classical
+    from hdc_lightning.evaluation.runner import EvalOptions, run_eval
+
+    baselines = classical.supported() if args.baselines is None else _baselines(args.baselines)
+    if args.tile is not None and args.tile < 0:
+        raise ConfigError(f"--tile must be 0 (never) or a positive size, got {args.tile}")
+    opts = EvalOptions(
+        tile=args.tile, max_pixels=int(args.max_mpix * 2**20), baselines=baselines, lpips=not args.no_lpips,
+        dists=not args.no_dists, ms_ssim=not args.no_ms_ssim, fid=not args.no_fid, limit=args.limit, progress=not args.no_progress,
+        device=args.metrics_device, codec_device=args.device,
+    )
+    summary = run_eval(args.checkpoints, args.data, args.output, name=args.name, anchor=args.anchor, opts=opts)
+    for curve in summary.curves:
+        r = curve.results
+        cols = [f"{k}={' '.join(f'{v:.4g}' for v in r[k])}" for k in ("bpp", "psnr-rgb", "ms-ssim-rgb", "lpips")
+                if k in r]
+        print(f"{curve.name:>8}: " + "  ".join(cols))
+    for name, row in summary.bd.get("curves", {}).items():
+        values = ", ".join(f"{k}={v:+.3f}" for k, v in row.items() if isinstance(v, float))
+        print(f"BD vs {summary.bd['anchor']}: {name}: {values or 'n/a'}")
+        for k, v in row.items():
+            if not isinstance(v, float):
+                print(f"  {k}: {v}")
+    if summary.skipped:
+        print(f"skipped {len(summary.skipped)} unreadable image(s): {', '.join(s['name'] for s in summary.skipped)}")
+    print(f"peak memory (RSS): {summary.peak_rss_mib:.0f} MiB; wrote {len(summary.files)} files under {args.output}")
+    return 0

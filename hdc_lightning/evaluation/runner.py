@@ -1,0 +1,310 @@
+"""The evaluation loop behind ``hdc eval``: real files, per-image records, curves, BD.
+
+For each checkpoint (one rate point of a ladder) every image of the folder is really
+encoded to bytes and decoded (whole, or in tiles beyond a pixel budget); bpp is the
+byte count × 8 / pixels. While an image is in memory, each classical baseline is
+matched to the learned codec's rate on that image. Results go to::
+
+    OUTDIR/<name>.json                   the learned curve (CompressAI schema)
+    OUTDIR/<jpeg|webp|avif>.json         classical curves at matching rates
+    OUTDIR/per_image/<curve>/<point>.json   per-image records of each rate point
+    OUTDIR/bd.json                       BD-rate / BD-PSNR of every curve vs the anchor
+    OUTDIR/rd.png                        RD and RP figure
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+from hdc_lightning.errors import CheckpointError, ConfigError
+from hdc_lightning.evaluation import classical
+from hdc_lightning.evaluation.bd import BDError, bd_quality, bd_rate
+from hdc_lightning.evaluation.fid import PatchFID, inception_extractor
+from hdc_lightning.evaluation.metrics import MetricSuite, MetricUnavailable, note_once
+from hdc_lightning.evaluation.results import (
+    Curve, aggregate, curve_from_points, read_curve, write_curve, write_json, write_per_image,
+)
+from hdc_lightning.evaluation.tiling import DEFAULT_MAX_PIXELS, Codec, choose_tile, code_image
+
+
+@dataclass
+class EvalOptions:
+    tile: int | None = None  # None: whole image up to max_pixels, tiles of 1024 beyond; 0: never tile
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    baselines: Sequence[str] = ()
+    lpips: bool = True
+    dists: bool = True
+    ms_ssim: bool = True
+    fid: bool = True
+    limit: int | None = None
+    progress: bool = True
+    device: str = "cpu"  # where LPIPS/DISTS/FID networks run
+    codec_device: str = "cpu"  # where the codec's transforms run (its entropy coding stays on the CPU)
+
+
+@dataclass
+class PointResult:
+    label: str
+    checkpoint: str
+    records: list[dict[str, Any]] = field(default_factory=list)
+    set_metrics: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, float]:
+        return {**aggregate(self.records), **self.set_metrics}
+
+
+@dataclass
+class EvalSummary:
+    curves: list[Curve]
+    skipped: list[dict[str, str]]
+    bd: dict[str, Any]
+    files: list[Path]
+    peak_rss_mib: float
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory so far (Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (2**20 if sys.platform == "darwin" else 2**10)
+
+
+# ---- inputs ---------------------------------------------------------------------------
+def resolve_checkpoints(paths: Sequence[str | Path]) -> list[Path]:
+    """Checkpoint files; a run directory stands for its last.ckpt, a ladder folder for each run's."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_file():
+            out.append(p)
+        elif (p / "checkpoints" / "last.ckpt").is_file():
+            out.append(p / "checkpoints" / "last.ckpt")
+        elif (p / "last.ckpt").is_file():
+            out.append(p / "last.ckpt")
+        elif p.is_dir() and (runs := sorted(p.glob("*/checkpoints/last.ckpt"))):
+            out += runs
+        else:
+            raise CheckpointError(f"{p}: no checkpoint there (expected a .ckpt file, a run directory or a ladder folder)")
+    return out
+
+
+def checkpoint_label(path: Path) -> str:
+    """runs/NAME/checkpoints/last.ckpt → NAME; any other file → its stem."""
+    if path.parent.name == "checkpoints" and path.parent.parent.name:
+        return path.parent.parent.name
+    return path.stem
+
+
+def _unique(labels: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for label in labels:
+        seen[label] = seen.get(label, 0) + 1
+        out.append(label if seen[label] == 1 else f"{label}-{seen[label]}")
+    return out
+
+
+def _load_codec(path: Path, device: str = "cpu") -> Codec:
+    from hdc_lightning.codec.api import load_codec  # lazy: needs the model packages
+
+    return load_codec(path, device=device)
+
+
+# ---- one rate point -------------------------------------------------------------------
+def _fid_extractor(opts: EvalOptions, unavailable: dict[str, str]):
+    """The Inception network shared by every FID/KID of the evaluation, or None (said once)."""
+    try:
+        return inception_extractor().to(opts.device)
+    except MetricUnavailable as e:
+        unavailable["fid"] = unavailable["kid"] = str(e)
+        note_once("unavailable-fid", f"FID/KID unavailable, left out of the results: {e}")
+        return None
+
+
+class _Images:
+    """The folder's images, read one at a time; unreadable ones are reported once and skipped."""
+
+    def __init__(self, folder: Path, limit: int | None):
+        from hdc_lightning.data.images import list_images
+
+        self.root = folder
+        self.files = list_images(folder)[:limit] if limit else list_images(folder)
+        self.skipped: dict[str, str] = {}
+
+    def __iter__(self):
+        from hdc_lightning.data.images import CorruptImage, read_rgb, to_float
+
+        for path in self.files:
+            name = path.relative_to(self.root).as_posix()
+            if name in self.skipped:
+                continue
+            try:
+                yield name, to_float(read_rgb(path))
+            except (OSError, CorruptImage, RuntimeError) as e:
+                reason = (str(e).splitlines() or [type(e).__name__])[0]
+                self.skipped[name] = reason
+                print(f"hdc eval: skipped unreadable image {name}: {reason}", file=sys.stderr)
+
+
+def evaluate_point(
+    codec: Codec, label: str, checkpoint: str, images: _Images, suite: MetricSuite, opts: EvalOptions,
+    matcher: classical.RateMatcher, ref_cache: dict, fid_net: torch.nn.Module | None = None,
+) -> tuple[PointResult, dict[str, PointResult]]:
+    """Code every image with ``codec``; match each baseline to its rate on the same image."""
+    from tqdm import tqdm
+
+    point = PointResult(label, checkpoint)
+    base = {b: PointResult(label, checkpoint) for b in opts.baselines}
+    fids = {key: PatchFID(fid_net, device=opts.device) if fid_net is not None else None
+            for key in ("learned", *opts.baselines)}
+    bar = tqdm(images, total=len(images.files), desc=f"eval {label}", unit="img", disable=not opts.progress,
+               file=sys.stderr, leave=True)
+    for name, image in bar:
+        _, h, w = image.shape
+        coded = code_image(codec, image, choose_tile(h, w, opts.tile, opts.max_pixels))
+        bpp = coded.nbytes * 8 / (h * w)
+        rec = {"name": name, "height": h, "width": w, "bytes": coded.nbytes, "bpp": bpp, "tiles": coded.tiles,
+               **suite(image, coded.image),
+               "encoding_time": coded.encoding_time, "decoding_time": coded.decoding_time}
+        point.records.append(rec)
+        if fids["learned"] is not None:
+            fids["learned"].update(image, coded.image, key=name, cache=ref_cache)
+        for b in opts.baselines:
+            enc = matcher.match(b, image, bpp, key=name)
+            decoded = classical.decode(enc.data)
+            base[b].records.append({"name": name, "height": h, "width": w, "bytes": len(enc.data), "bpp": enc.bpp,
+                                    "target_bpp": bpp, "quality": enc.quality, **suite(image, decoded)})
+            if fids[b] is not None:
+                fids[b].update(image, decoded, key=name, cache=ref_cache)
+        bar.set_postfix(bpp=f"{bpp:.4f}", psnr=f"{rec['psnr-rgb']:.2f}")
+    for b, p in base.items():
+        far = [r for r in p.records if abs(r["bpp"] / r["target_bpp"] - 1) > 0.2]
+        if far:
+            print(f"hdc eval: note: {b} misses the rate of {label} by more than 20 % on {len(far)} of "
+                  f"{len(p.records)} images (its quality range cannot reach that rate there)", file=sys.stderr)
+    for key, fid in fids.items():
+        if fid is not None and fid.n_patches >= 2:
+            (point if key == "learned" else base[key]).set_metrics = fid.compute()
+    return point, base
+
+
+# ---- BD table -------------------------------------------------------------------------
+BD_METRICS = (("psnr-rgb", True, "bd-psnr"), ("ms-ssim-rgb", True, "bd-ms-ssim"), ("lpips", False, "bd-lpips"))
+
+
+def bd_table(curves: Sequence[Curve], anchor: Curve) -> dict[str, Any]:
+    """BD-rate (per metric) and BD-quality of each curve against ``anchor``; errors kept as text."""
+    table: dict[str, Any] = {"anchor": anchor.name, "curves": {}}
+    for curve in curves:
+        if curve is anchor or curve.name == anchor.name:
+            continue
+        row: dict[str, Any] = {}
+        for metric, higher, q_name in BD_METRICS:
+            if not (curve.has(metric) and anchor.has(metric)):
+                continue
+            args = (anchor.results["bpp"], anchor.results[metric], curve.results["bpp"], curve.results[metric],
+                    higher, (anchor.name, curve.name))
+            try:
+                row[f"bd-rate[{metric}]"] = bd_rate(*args)
+                row[q_name] = bd_quality(*args)
+            except BDError as e:
+                row[f"error[{metric}]"] = str(e)
+        table["curves"][curve.name] = row
+    return table
+
+
+def resolve_anchor(anchor: str | None, name: str, baselines: Sequence[str]) -> Curve | str | None:
+    """A results JSON is read now (fail before hours of coding); a name must be a curve we make."""
+    if anchor is None:
+        return None
+    if anchor.endswith(".json") or Path(anchor).is_file():
+        return read_curve(anchor)
+    if anchor not in (name, *baselines):
+        raise ConfigError(
+            f"--anchor {anchor!r} is neither a results JSON nor a curve of this evaluation "
+            f"(choose from {', '.join((name, *baselines))})"
+        )
+    return anchor
+
+
+# ---- the whole evaluation -------------------------------------------------------------
+def run_eval(
+    checkpoints: Sequence[str | Path],
+    data: str | Path,
+    outdir: str | Path,
+    name: str = "hdc",
+    anchor: str | None = None,
+    opts: EvalOptions | None = None,
+    loader: Callable[[Path], Codec] | None = None,
+    description: str = "",
+    fid_net: torch.nn.Module | None = None,
+) -> EvalSummary:
+    """Evaluate ``checkpoints`` (one rate point each) on the images of ``data``; see the module doc.
+
+    ``loader`` turns a checkpoint path into a codec (default: ``load_codec``); ``fid_net``
+    replaces the Inception feature extractor of FID/KID (uint8 patches → features).
+    """
+    opts = opts or EvalOptions()
+    loader = loader or (lambda path: _load_codec(path, device=opts.codec_device))
+    for b in opts.baselines:
+        classical.get(b)  # unknown/unsupported codec: fail now
+    if name in classical.CODECS:
+        raise ConfigError(f"--name {name!r} is reserved for the classical baseline of that name")
+    ckpts = resolve_checkpoints(checkpoints)
+    anchor_ref = resolve_anchor(anchor, name, opts.baselines)
+    images = _Images(Path(data), opts.limit)
+    outdir = Path(outdir)
+    suite = MetricSuite(lpips=opts.lpips, dists=opts.dists, device=opts.device, ms_ssim=opts.ms_ssim)
+    for metric in ("lpips", "dists"):
+        suite.available(metric)  # say now (once) what is unavailable, not in the middle of a progress bar
+    matcher, ref_cache = classical.RateMatcher(), {}
+    if fid_net is None and opts.fid:
+        fid_net = _fid_extractor(opts, suite.unavailable)
+    labels = _unique([checkpoint_label(c) for c in ckpts])
+    learned: list[PointResult] = []
+    base: dict[str, list[PointResult]] = {b: [] for b in opts.baselines}
+    files: list[Path] = []
+    for ckpt, label in zip(ckpts, labels):
+        codec = loader(ckpt)
+        point, matched = evaluate_point(codec, label, str(ckpt), images, suite, opts, matcher, ref_cache, fid_net)
+        del codec
+        if not point.records:
+            raise ConfigError(f"{data}: none of the {len(images.files)} images could be read")
+        learned.append(point)
+        for b, p in matched.items():
+            base[b].append(p)
+    skipped = [{"name": k, "reason": v} for k, v in images.skipped.items()]
+    peak = peak_rss_mib()
+    settings = {"data": str(data), "tile": opts.tile, "max_pixels": opts.max_pixels,
+                "unavailable": dict(suite.unavailable), "peak_rss_mib": round(peak, 1)}
+    if torch.cuda.is_available() and torch.cuda.max_memory_allocated() > 0:
+        settings["peak_cuda_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    curves = []
+    for curve_name, points, desc in [(name, learned, description or f"hdc_lightning codec on {data}"),
+                                     *[(b, base[b], f"{classical.CODECS[b].settings()}, rate-matched per image "
+                                        f"to '{name}'") for b in opts.baselines]]:
+        for p in points:
+            files.append(write_per_image(outdir / "per_image" / curve_name / f"{p.label}.json", curve_name, p.records,
+                                         skipped, checkpoint=p.checkpoint, point=p.label, **settings,
+                                         set_metrics=p.set_metrics))
+        curve = curve_from_points(curve_name, [p.summary() for p in points], desc,
+                                  {"points": [p.label for p in points], "checkpoints": [p.checkpoint for p in points],
+                                   **settings})
+        files.append(write_curve(outdir / f"{curve_name}.json", curve))
+        curves.append(curve)
+    bd: dict[str, Any] = {}
+    if anchor_ref is not None:
+        anchor_curve = anchor_ref if isinstance(anchor_ref, Curve) else next(c for c in curves if c.name == anchor_ref)
+        bd = bd_table(curves, anchor_curve)
+        files.append(write_json(outdir / "bd.json", bd))
+    from hdc_lightning.evaluation.plot import rd_figure, save_figure
+
+    shown = curves + ([anchor_ref] if isinstance(anchor_ref, Curve) else [])
+    files.append(save_figure(rd_figure(shown, title=f"{Path(data).name}: {len(images.files) - len(skipped)} images"),
+                             outdir / "rd.png"))
+    return EvalSummary(curves, skipped, bd, files, peak)
+

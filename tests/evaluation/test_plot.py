@@ -1,0 +1,42 @@
+"""`hdc plot`: figures from results JSONs, and its one-line errors."""
+
+from hdc_lightning.cli import main
+from hdc_lightning.evaluation.plot import default_metrics, rd_figure
+from hdc_lightning.evaluation.results import Curve, curve_from_points, write_curve
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _write(tmp_path, name, with_lpips):
+    pts = [{"bpp": b, "psnr-rgb": 25 + 10 * b, "ms-ssim-rgb": 0.8 + 0.1 * b, **({"lpips": 0.3 - 0.2 * b} if with_lpips else {})}
+           for b in (0.05, 0.1, 0.3)]
+    return write_curve(tmp_path / f"{name}.json", curve_from_points(name, pts))
+
+
+def test_hdc_plot_writes_a_png(tmp_path, capsys):
+    a, b = _write(tmp_path, "hdc", True), _write(tmp_path, "jpeg", False)
+    out = tmp_path / "figs" / "rd.png"
+    assert main(["plot", str(a), str(b), "-o", str(out)]) == 0
+    assert out.read_bytes()[:8] == PNG and out.stat().st_size > 5000
+    assert main(["plot", str(tmp_path), "-o", str(tmp_path / "ms.png"), "--metric", "ms-ssim-rgb"]) == 0
+    assert (tmp_path / "ms.png").read_bytes()[:8] == PNG
+
+
+def test_default_panels_fall_back_to_ms_ssim_without_lpips(tmp_path):
+    curves = [Curve("x", {"bpp": [0.1, 0.2], "psnr-rgb": [28, 30], "ms-ssim-rgb": [0.9, 0.95]})]
+    assert default_metrics(curves) == ["psnr-rgb", "ms-ssim-rgb"]
+    curves.append(Curve("y", {"bpp": [0.1], "psnr-rgb": [29], "lpips": [0.2]}))
+    assert default_metrics(curves) == ["psnr-rgb", "lpips"]
+    assert len(rd_figure(curves).axes) == 2
+
+
+def test_bad_results_file_is_one_line_exit_2(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"name": "x", "results": {"bpp": [0.1, 0.2], "psnr-rgb": [1]}')
+    assert main(["plot", str(bad), "-o", str(tmp_path / "f.png")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("hdc plot: error:") and str(bad) in err and "not valid JSON" in err and "\n" not in err
+    good = _write(tmp_path, "g", False)
+    assert main(["plot", str(good), "-o", str(tmp_path / "f.png"), "--metric", "lpips"]) == 2
+    assert "has 'lpips'" in capsys.readouterr().err
+    assert not (tmp_path / "f.png").exists()
