@@ -1,13 +1,14 @@
-"""Images/s of the WebDataset training loader vs a plain folder-of-PNGs Dataset.
+"""Images/s of the WebDataset training loader (PNG and raw shards) vs a plain folder-of-PNGs Dataset.
 
-Both read the same demo images (the folder holds the very bytes stored in the
-shards), take 256x256 random crops with a random flip, batch 16 and use 2 worker
-processes. The WebDataset loader runs twice: with one crop per decoded image (the
-same work as the folder loader) and with ``crops_per_image=2`` (each decode feeds
-two training views). The loaders run in turn within each round, the ratio is taken
-per round, and the medians over rounds are printed (robust to a busy machine).
+All three read the same demo images: a folder of PNG files, shards holding those very
+PNG files (``hdc shards --format png``) and shards of their raw RGB pixels
+(``hdc shards --format raw``). Each takes 256x256 random crops with a random flip,
+batches 16 and uses 2 worker processes; one decoded image gives one crop everywhere
+(the same work). The loaders run in turn within each round, the ratio to the folder
+loader is taken per round, and the medians over rounds are printed (robust to a busy
+machine).
 
-    python benchmarks/data_loader.py [--batches 60 --rounds 3 --demo data/demo]
+    python benchmarks/data_loader.py [--batches 60 --rounds 5 --demo data/demo]
 
 Builds the demo data first if it is missing (``hdc demo-data``).
 """
@@ -15,6 +16,7 @@ Builds the demo data first if it is missing (``hdc demo-data``).
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import random
 import statistics
@@ -30,7 +32,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from hdc_lightning.data.demo import build_demo_data  # noqa: E402
-from hdc_lightning.data.webdataset import ShardStream, _Skips, expand_shards, read_shard  # noqa: E402
+from hdc_lightning.data.shards import write_shards  # noqa: E402
+from hdc_lightning.data.webdataset import ShardStream, _Skips, decode_sample, expand_shards, read_shard  # noqa: E402
+
+FOLDER = "folder of PNGs (PIL)"
 
 
 class PngFolder(Dataset):
@@ -56,13 +61,23 @@ class PngFolder(Dataset):
 
 
 def export_pngs(urls: list[str], out: Path) -> list[Path]:
+    """The demo images (whatever format their shards use) as PNG files in ``out``."""
+    from PIL import Image
+
+    out.mkdir(parents=True)
     files = []
     for url in urls:
         for sample in read_shard(url, _Skips()):
             path = out / f"{sample['__key__']}.png"
-            path.write_bytes(sample["png"])
+            Image.fromarray(decode_sample(sample).permute(1, 2, 0).numpy()).save(path)
             files.append(path)
     return files
+
+
+def shard_set(src: Path, out: Path, fmt: str, n_shards: int, n_files: int) -> tuple[str, int]:
+    """Shards of ``src`` in format ``fmt``: (pattern, bytes on disk)."""
+    report = write_shards(src, out, max_samples=math.ceil(n_files / n_shards), progress=False, fmt=fmt)
+    return report.pattern, sum(p.stat().st_size for p in report.shards)
 
 
 def rate(loader, batches: int, batch_size: int, warmup: int) -> float:
@@ -86,38 +101,43 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--crop", type=int, default=256)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
     torch.set_num_threads(1)
 
     demo = Path(args.demo)
     if not (demo / "train-000003.tar").exists():
         print(build_demo_data(demo).summary())
-    urls = expand_shards(str(demo / "train-{000000..000003}.tar"))
+    demo_urls = expand_shards(str(demo / "train-{000000..000003}.tar"))
     warmup = 2 * args.workers + 1  # prefetch_factor (2) batches per worker, plus the first
     n = args.batches + warmup
     with tempfile.TemporaryDirectory() as tmp:
-        files = export_pngs(urls, Path(tmp))
+        files = export_pngs(demo_urls, Path(tmp) / "png")
         loaders = {
-            "folder of PNGs (PIL)": DataLoader(
+            FOLDER: DataLoader(
                 PngFolder(files, args.crop), batch_size=args.batch_size, num_workers=args.workers,
                 sampler=RandomSampler(files, replacement=True, num_samples=n * args.batch_size)),
         }
-        for k in (1, 2):
-            stream = ShardStream(urls, args.crop, args.batch_size, batches_per_epoch=n, resampled=True,
-                                 shuffle_buffer=64, seed=k, crops_per_image=k)
-            loaders[f"WebDataset, {k} crop/decode"] = DataLoader(stream, batch_size=None, num_workers=args.workers)
+        sizes = {}
+        for fmt in ("png", "raw"):
+            pattern, sizes[fmt] = shard_set(Path(tmp) / "png", Path(tmp) / fmt, fmt, len(demo_urls), len(files))
+            stream = ShardStream(expand_shards(pattern), args.crop, args.batch_size, batches_per_epoch=n,
+                                 resampled=True, shuffle_buffer=64, seed=1)
+            loaders[f"WebDataset, {fmt} shards"] = DataLoader(stream, batch_size=None, num_workers=args.workers)
         rates: dict[str, list[float]] = {name: [] for name in loaders}
         for _ in range(args.rounds):
             for name, loader in loaders.items():
                 rates[name].append(rate(loader, args.batches, args.batch_size, warmup))
-    base = rates["folder of PNGs (PIL)"]
+    base = rates[FOLDER]
     print(f"{len(files)} demo images, {args.crop}x{args.crop} crops, batch {args.batch_size}, "
           f"{args.workers} workers, {args.batches} timed batches, median of {args.rounds} rounds, "
-          f"{os.cpu_count()} CPUs")
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    print(f"shards on disk: png {sizes['png'] / 1e6:.1f} MB, raw {sizes['raw'] / 1e6:.1f} MB "
+          f"(raw/png {sizes['raw'] / sizes['png']:.2f}x)")
     for name, r in rates.items():
         ratio = statistics.median(a / b for a, b in zip(r, base))
-        print(f"{name:<30}{statistics.median(r):8.1f} images/s   ratio {ratio:5.2f}x")
+        spread = ", ".join(f"{a / b:.2f}" for a, b in zip(r, base))
+        print(f"{name:<28}{statistics.median(r):8.1f} images/s   ratio {ratio:5.2f}x   (rounds: {spread})")
     return 0
 
 

@@ -1,8 +1,9 @@
 """Embedded demo data built from photographs that ship inside pip packages.
 
 ``hdc demo-data data/demo`` writes ``train-000000..000003.tar`` (random rescaled
-crops, 256–384 px, of six photographs) and ``val/*.png`` (three *other* photographs,
-downscaled to 384 px) — offline, deterministic, in a few seconds. The photos are the
+crops, 256–384 px, of six photographs, stored as raw ``rgb8`` pixels: the fastest
+format to train from) and ``val/*.png`` (three *other* photographs, downscaled to
+384 px) — offline, deterministic, in a few seconds. The photos are the
 files bundled in the scikit-image and scikit-learn wheels (not the ones scikit-image
 fetches on demand); they are located without importing either package.
 """
@@ -16,7 +17,10 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from hdc_lightning.data.shards import ShardSink
+import numpy as np
+
+from hdc_lightning.data.images import RAW_EXT, encode_raw
+from hdc_lightning.data.shards import DEFAULT_FORMAT, FORMATS, ShardSink
 from hdc_lightning.errors import DataError
 
 # (package, file inside it, licence) — all natural RGB photographs.
@@ -78,6 +82,10 @@ def _png(image) -> bytes:
     return buf.getvalue()
 
 
+def _raw(image) -> bytes:
+    return encode_raw(np.asarray(image))
+
+
 def _random_views(photo, stem: str, n: int, rng: random.Random):
     """``n`` random (scale, crop) views of ``photo``: crops of 256–384 px per side from the
     photo rescaled by a log-uniform factor between "crop just fits" and 1."""
@@ -93,10 +101,14 @@ def _random_views(photo, stem: str, n: int, rng: random.Random):
         yield f"{stem}_{k:02d}", scaled.crop((left, top, left + w, top + h))
 
 
-def build_demo_data(out_dir: str | Path = "data/demo") -> DemoReport:
-    """Write the demo shards and validation images into ``out_dir`` (overwriting)."""
+def build_demo_data(out_dir: str | Path = "data/demo", fmt: str = DEFAULT_FORMAT) -> DemoReport:
+    """Write the demo shards (``fmt``: raw pixels or PNG, the same pixels either way) and
+    the validation images into ``out_dir`` (overwriting)."""
     from PIL import Image
 
+    if fmt not in FORMATS:
+        raise DataError(f"shard format {fmt!r} is not one of {', '.join(FORMATS)}")
+    encode, ext = (_png, "png") if fmt == "png" else (_raw, RAW_EXT)
     out = Path(out_dir)
     try:
         (out / "val").mkdir(parents=True, exist_ok=True)
@@ -106,11 +118,11 @@ def build_demo_data(out_dir: str | Path = "data/demo") -> DemoReport:
     samples = []
     for package, relpath, _ in TRAIN_PHOTOS:
         photo = _open_rgb(package, relpath)
-        samples += [(key, _png(view)) for key, view in _random_views(photo, Path(relpath).stem, CROPS_PER_PHOTO, rng)]
+        samples += [(key, encode(view)) for key, view in _random_views(photo, Path(relpath).stem, CROPS_PER_PHOTO, rng)]
     rng.shuffle(samples)  # every shard mixes all photos
     sink = ShardSink(out, "train", max_samples=math.ceil(len(samples) / NUM_SHARDS), max_bytes=1 << 40)
     for key, payload in samples:
-        sink.write(key, "png", payload)
+        sink.write(key, ext, payload)
     sink.close()
 
     val_paths, sources = [], ["# Demo data: photographs bundled in pip packages (package/file: licence)"]

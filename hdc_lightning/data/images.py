@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import os
 import random
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,14 @@ from hdc_lightning.errors import DataError
 # Suffixes looked for in folders (case-insensitive). PNG and JPEG are the main formats;
 # the others decode through Pillow.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm")
+
+
+# Raw shard payload ("<key>.rgb8"): magic, height and width as little-endian uint32,
+# then the H*W*3 RGB bytes in row order. Decoding is a view of the bytes (no codec).
+RAW_EXT = "rgb8"
+RAW_MAGIC = b"RGB8"
+_RAW_HEADER = struct.Struct("<4sII")
+RAW_HEADER_BYTES = _RAW_HEADER.size  # 12
 
 
 class CorruptImage(ValueError):
@@ -57,8 +66,9 @@ def decode_rgb(data: bytes) -> torch.Tensor:
         raise CorruptImage("empty file")
     from torchvision.io import ImageReadMode, decode_image
 
+    buf = data if isinstance(data, bytearray) else bytearray(data)  # torch wants a writable buffer
     try:
-        x = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
+        x = decode_image(torch.frombuffer(buf, dtype=torch.uint8), mode=ImageReadMode.RGB)
     except RuntimeError:
         x = _decode_pil(data)
     if x.dtype == torch.uint16:  # 16-bit PNG: keep the 8 most significant bits
@@ -66,6 +76,36 @@ def decode_rgb(data: bytes) -> torch.Tensor:
     if x.ndim != 3 or x.shape[0] != 3 or x.shape[1] < 1 or x.shape[2] < 1:
         raise CorruptImage(f"decoded to an unusable shape {tuple(x.shape)}")
     return x
+
+
+def encode_raw(rgb: np.ndarray | torch.Tensor) -> bytes:
+    """The ``rgb8`` payload of an image: uint8 ``[H, W, 3]`` (NumPy) or ``[3, H, W]`` (tensor)."""
+    if isinstance(rgb, torch.Tensor):
+        rgb = rgb.permute(1, 2, 0).numpy()
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3 or 0 in rgb.shape:
+        raise ValueError(f"raw payloads hold uint8 RGB images, got {rgb.dtype} {rgb.shape}")
+    return _RAW_HEADER.pack(RAW_MAGIC, rgb.shape[0], rgb.shape[1]) + np.ascontiguousarray(rgb).tobytes()
+
+
+def decode_raw(data: bytes | bytearray) -> torch.Tensor:
+    """An ``rgb8`` payload as uint8 ``[3, H, W]``, channels last in memory.
+
+    A ``bytearray`` payload is viewed; ``bytes`` (read-only) are copied once.
+    The declared size must match the payload exactly, so a truncated or padded member,
+    or a payload of another format, is a CorruptImage and never a large allocation.
+    """
+    if len(data) < RAW_HEADER_BYTES:
+        raise CorruptImage(f"raw payload of {len(data)} bytes is shorter than its {RAW_HEADER_BYTES}-byte header")
+    magic, h, w = _RAW_HEADER.unpack_from(data)
+    if magic != RAW_MAGIC:
+        raise CorruptImage(f"raw payload starts with {magic!r}, not {RAW_MAGIC!r}")
+    if h < 1 or w < 1 or len(data) != RAW_HEADER_BYTES + h * w * 3:
+        raise CorruptImage(f"raw payload declares {h}x{w} pixels ({h * w * 3} bytes) but holds "
+                           f"{len(data) - RAW_HEADER_BYTES} bytes")
+    pixels = np.frombuffer(data, dtype=np.uint8, count=h * w * 3, offset=RAW_HEADER_BYTES)
+    if not isinstance(data, bytearray):  # torch tensors must be writable: copy read-only bytes
+        pixels = pixels.copy()
+    return torch.from_numpy(pixels).view(h, w, 3).permute(2, 0, 1)
 
 
 def _decode_pil(data: bytes) -> torch.Tensor:

@@ -1,8 +1,15 @@
 """Write WebDataset shards (``<prefix>-000000.tar`` …) from a folder of images.
 
 Each sample is one image stored under ``__key__`` (its path relative to the source
-folder, without suffix) and one of ``png`` / ``jpg``: PNG and JPEG files are copied
-byte for byte unless resized or cropped, everything else is re-encoded as PNG.
+folder, without suffix) and one payload member:
+
+- format ``raw`` (default): ``rgb8``, the decoded RGB pixels (12-byte header + H*W*3
+  bytes, see :mod:`hdc_lightning.data.images`). Lossless and read without any codec,
+  so the training loader runs several times faster; about 1-2x the size of PNG
+  files (1.6x for the demo photos) and 4-10x that of JPEG files.
+- format ``png``: ``png`` / ``jpg``; PNG and JPEG files are copied byte for byte unless
+  resized or cropped, everything else is re-encoded as PNG.
+
 Unreadable files are skipped and named in the report, never fatal.
 """
 
@@ -14,10 +21,16 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hdc_lightning.data.images import list_images
+import numpy as np
+
+from hdc_lightning.data.images import RAW_EXT, decode_rgb, encode_raw, list_images
 from hdc_lightning.errors import DataError
 
 _TAR_BLOCK = 512
+# raw: uncompressed RGB (``<key>.rgb8``), several times faster to load, larger on disk.
+# png: compressed (PNG/JPEG bytes kept as they are), smaller, decoded at every read.
+FORMATS = ("raw", "png")
+DEFAULT_FORMAT = "raw"
 
 
 @dataclass
@@ -25,7 +38,9 @@ class ShardReport:
     """What :func:`write_shards` did."""
 
     written: int = 0
-    total_bytes: int = 0
+    total_bytes: int = 0  # payload bytes stored
+    source_bytes: int = 0  # bytes of the source files written
+    fmt: str = DEFAULT_FORMAT
     shards: list[Path] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (name, reason)
 
@@ -41,9 +56,10 @@ class ShardReport:
         return str(first.parent / f"{stem}-{span}.tar")
 
     def summary(self) -> str:
+        ratio = f", {self.total_bytes / self.source_bytes:.2f}x the source files" if self.source_bytes else ""
         lines = [
-            f"wrote {self.written} images into {len(self.shards)} shard(s), {self.total_bytes / 1e6:.1f} MB: "
-            f"{self.pattern}",
+            f"wrote {self.written} images into {len(self.shards)} shard(s), {self.total_bytes / 1e6:.1f} MB "
+            f"({self.fmt}{ratio}): {self.pattern}",
         ]
         if self.skipped:
             lines.append(f"skipped {len(self.skipped)} file(s):")
@@ -67,23 +83,31 @@ def _key_for(rel: Path, used: set[str]) -> str:
     return key
 
 
-def encode_sample(data: bytes, resize: int | None = None, center_crop: int | None = None) -> tuple[str, bytes]:
+def encode_sample(data: bytes, resize: int | None = None, center_crop: int | None = None,
+                  fmt: str = DEFAULT_FORMAT) -> tuple[str, bytes]:
     """Check that ``data`` decodes and return ``(extension, bytes)`` to store.
 
-    ``resize`` downscales so the shorter side is at most that many pixels (never
-    upscales); ``center_crop`` then cuts the central square of that side. Raises
-    ValueError with a short reason when the image is unusable.
+    ``fmt="raw"`` stores the pixels the loader would decode (``rgb8``: no codec at
+    training time); ``fmt="png"`` keeps PNG/JPEG bytes as they are and re-encodes other
+    formats as PNG. ``resize`` downscales so the shorter side is at most that many
+    pixels (never upscales); ``center_crop`` then cuts the central square of that side.
+    Raises ValueError with a short reason when the image is unusable.
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown shard format {fmt!r} (known: {', '.join(FORMATS)})")
     if not data:
         raise ValueError("empty file")
     try:
         with Image.open(io.BytesIO(data)) as im:
             im.load()  # full decode: catches truncated files, not just bad headers
-            fmt = im.format
-            if resize is None and center_crop is None and fmt in ("PNG", "JPEG"):
-                return ("png" if fmt == "PNG" else "jpg"), data
+            fmt_in = im.format
+            if resize is None and center_crop is None and fmt_in in ("PNG", "JPEG"):
+                if fmt == "png":
+                    return ("png" if fmt_in == "PNG" else "jpg"), data
+                # the very pixels a png/jpg shard would give the training loader
+                return RAW_EXT, encode_raw(decode_rgb(data))
             rgb = ImageOps.exif_transpose(im).convert("RGB")
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise ValueError(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
@@ -96,6 +120,8 @@ def encode_sample(data: bytes, resize: int | None = None, center_crop: int | Non
             raise ValueError(f"{rgb.width}x{rgb.height} is smaller than --center-crop {center_crop}")
         left, top = (rgb.width - center_crop) // 2, (rgb.height - center_crop) // 2
         rgb = rgb.crop((left, top, left + center_crop, top + center_crop))
+    if fmt == "raw":
+        return RAW_EXT, encode_raw(np.asarray(rgb))
     out = io.BytesIO()
     rgb.save(out, format="PNG")
     return "png", out.getvalue()
@@ -154,8 +180,10 @@ def write_shards(
     center_crop: int | None = None,
     recursive: bool = True,
     progress: bool = True,
+    fmt: str = DEFAULT_FORMAT,
 ) -> ShardReport:
-    """Pack the images under ``src`` into tar shards in ``out_dir``.
+    """Pack the images under ``src`` into tar shards in ``out_dir``, stored as ``fmt``
+    (``raw`` pixels or ``png``, see :func:`encode_sample`).
 
     Files are taken in sorted order of their relative path; a shard is closed when it
     holds ``max_samples`` images or the next one would take it past ``max_bytes``
@@ -167,6 +195,8 @@ def write_shards(
     for name, value in (("resize", resize), ("center crop", center_crop)):
         if value is not None and value < 1:
             raise DataError(f"{name} must be a positive number of pixels (got {value})")
+    if fmt not in FORMATS:
+        raise DataError(f"shard format {fmt!r} is not one of {', '.join(FORMATS)}")
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", prefix):
         raise DataError(f"shard prefix {prefix!r} may only hold letters, digits, '_', '-', '.'")
     root = Path(src).expanduser()
@@ -179,7 +209,7 @@ def write_shards(
 
     from tqdm.auto import tqdm
 
-    report = ShardReport()
+    report = ShardReport(fmt=fmt)
     rotator = ShardSink(out, prefix, max_samples, max_bytes)
     used: set[str] = set()
     bar = tqdm(files, desc=f"shards {prefix}", unit="img", disable=not progress, dynamic_ncols=True)
@@ -188,7 +218,7 @@ def write_shards(
             rel = path.relative_to(root)
             try:
                 data = path.read_bytes()
-                ext, payload = encode_sample(data, resize, center_crop)
+                ext, payload = encode_sample(data, resize, center_crop, fmt)
             except OSError as e:
                 report.skipped.append((rel.as_posix(), f"unreadable ({e.strerror or e})"))
                 continue
@@ -198,6 +228,7 @@ def write_shards(
             rotator.write(_key_for(rel, used), ext, payload)
             report.written += 1
             report.total_bytes += len(payload)
+            report.source_bytes += len(data)
             bar.set_postfix(shards=len(rotator.paths), skipped=len(report.skipped), refresh=False)
         rotator.close()
     except OSError as e:  # disk full, folder removed under us …

@@ -6,6 +6,7 @@ Dataflow inside each DataLoader worker::
        │           exact:     split by rank, then by worker; passes over that slice
        ▼
     tar members ──► samples ──► decode ──► random crop (uint8) ──► shuffle buffer
+                                  │ rgb8: raw pixels, no codec; png/jpg: libpng/libjpeg
                                   │ corrupt: skipped + counted
                                   ▼
     float [0,1], pad if small, h-flip ──► TrainBatch(images [B,3,c,c], skipped)
@@ -34,7 +35,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from hdc_lightning.data.batches import TrainBatch
 from hdc_lightning.data.config import TrainDataConfig
-from hdc_lightning.data.images import CorruptImage, batch_views, decode_rgb, random_crop
+from hdc_lightning.data.images import RAW_EXT, CorruptImage, batch_views, decode_raw, decode_rgb, random_crop
 from hdc_lightning.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,8 @@ log = logging.getLogger(__name__)
 # ShardStream divides each epoch between its workers, so its length is exact.
 warnings.filterwarnings("ignore", message="Your `IterableDataset` has `__len__` defined", category=UserWarning)
 
-IMAGE_KEYS = ("png", "jpg", "jpeg", "webp", "bmp", "ppm", "tif", "tiff")
+# Payload extensions tried in this order; rgb8 (raw pixels) needs no codec.
+IMAGE_KEYS = (RAW_EXT, "png", "jpg", "jpeg", "webp", "bmp", "ppm", "tif", "tiff")
 _MAX_WARNINGS = 10  # per worker, then silence (the count still goes into the logs)
 
 
@@ -121,7 +123,7 @@ class _Skips:
 
 
 def read_shard(url: str, skips: _Skips) -> Iterator[dict]:
-    """Samples (``{"__key__", ext: bytes}``) of one tar shard, local or ``pipe:``/URL.
+    """Samples (``{"__key__", "__url__", ext: bytes}``) of one tar shard, local or ``pipe:``/URL.
 
     Opening goes through webdataset's ``gopen``. A broken member (truncated data, bad
     header) ends the shard: the sample being read counts as one skip and the samples
@@ -149,6 +151,8 @@ def read_shard(url: str, skips: _Skips) -> Iterator[dict]:
                 if current is not None and current["__key__"] != key:
                     yield current  # complete before the next member is read
                     current = None
+                # read(), not readinto(bytearray(info.size)): a lying header must not make us
+                # allocate its declared size before the data runs out
                 data = tar.extractfile(info).read()
                 if current is None:
                     current = {"__key__": key, "__url__": url}
@@ -170,7 +174,7 @@ def decode_sample(sample: dict) -> torch.Tensor:
     """The image of a sample as uint8 ``[3, H, W]``; CorruptImage when there is none."""
     for ext in IMAGE_KEYS:
         if ext in sample:
-            return decode_rgb(sample[ext])
+            return decode_raw(sample[ext]) if ext == RAW_EXT else decode_rgb(sample[ext])
     keys = sorted(k for k in sample if not k.startswith("__"))
     raise CorruptImage(f"no image member (has {keys})")
 

@@ -17,6 +17,7 @@ def test_demo_data_layout_sizes_and_separate_val_photos(tmp_path):
     for url in urls:
         for sample in read_shard(url, _Skips()):
             keys.append(sample["__key__"])
+            assert set(sample) == {"__key__", "__url__", "rgb8"}  # the fast raw format
             sizes += decode_sample(sample).shape[1:]
     assert len(keys) == report.train_samples == len(demo.TRAIN_PHOTOS) * demo.CROPS_PER_PHOTO
     assert min(sizes) >= 256 and max(sizes) <= 384

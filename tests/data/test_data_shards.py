@@ -5,11 +5,12 @@ from __future__ import annotations
 import tarfile
 
 import pytest
+import torch
 from PIL import Image
 
 from data_helpers import save_image
 from hdc_lightning.data.shards import write_shards
-from hdc_lightning.data.webdataset import _Skips, read_shard
+from hdc_lightning.data.webdataset import _Skips, decode_sample, read_shard
 from hdc_lightning.errors import DataError
 
 
@@ -38,26 +39,26 @@ def test_counts_limits_and_report_of_unreadable_files(tmp_path):
     text = report.summary()
     assert "wrote 8 images into 3 shard(s)" in text and "sub/cut.png" in text and "empty.png" in text
     names = [n for shard in report.shards for n, _ in members(shard)]
-    assert names[0] == "img0.png" and "sub/deep.jpg" in names and len(names) == 8
+    assert names[0] == "img0.rgb8" and "sub/deep.rgb8" in names and len(names) == 8  # raw by default
     assert not list((tmp_path / "out").glob("*.tmp"))  # shards are renamed into place when complete
 
 
-def test_original_bytes_kept_without_resize(tmp_path):
+def test_png_format_keeps_original_bytes_without_resize(tmp_path):
     src = tmp_path / "src"
     png = save_image(src / "a.png", 16, 16, seed=1).read_bytes()
     jpg = save_image(src / "b.jpeg", 16, 16, seed=2, fmt="JPEG").read_bytes()
     save_image(src / "c.bmp", 8, 8, seed=3, fmt="BMP")
-    report = write_shards(src, tmp_path / "out", progress=False)
+    report = write_shards(src, tmp_path / "out", progress=False, fmt="png")
     stored = dict(members(report.shards[0]))
     assert stored["a.png"] == png and stored["b.jpg"] == jpg
     assert stored["c.png"].startswith(b"\x89PNG")  # other formats are re-encoded as PNG
 
 
-def test_resize_and_center_crop_give_square_pngs(tmp_path):
+def test_resize_and_center_crop_give_square_images_in_both_formats(tmp_path):
     src = tmp_path / "src"
     save_image(src / "wide.jpg", 200, 300, seed=1, fmt="JPEG")
     save_image(src / "small.png", 40, 40, seed=2)
-    report = write_shards(src, tmp_path / "out", resize=100, center_crop=96, progress=False)
+    report = write_shards(src, tmp_path / "out", resize=100, center_crop=96, progress=False, fmt="png")
     assert report.written == 1
     assert report.skipped == [("small.png", "40x40 is smaller than --center-crop 96")]
     sample = next(read_shard(str(report.shards[0]), _Skips()))
@@ -65,6 +66,10 @@ def test_resize_and_center_crop_give_square_pngs(tmp_path):
     import io
 
     assert Image.open(io.BytesIO(sample["png"])).size == (96, 96)
+    raw = write_shards(src, tmp_path / "raw", resize=100, center_crop=96, progress=False, fmt="raw")
+    raw_sample = next(read_shard(str(raw.shards[0]), _Skips()))
+    assert set(raw_sample) == {"__key__", "__url__", "rgb8"}
+    assert torch.equal(decode_sample(raw_sample), decode_sample(sample))  # the same pixels, losslessly
 
 
 def test_max_bytes_and_keys_without_dots_and_unique(tmp_path):
