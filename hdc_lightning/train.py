@@ -77,13 +77,13 @@ def fit(cfg: dict[str, Any], extra_callbacks: list[L.Callback] | None = None) ->
             "run.resume and run.init_from cannot both be set: resume restores this stage's full state, "
             "init_from loads weights from other stages"
         )
-    # Data first: a shard pattern that matches nothing fails before a run directory exists.
+    # Data and phase first: a bad shard pattern or missing weights fail before a run directory exists.
+    L.seed_everything(run["seed"], workers=True, verbose=False)
     datamodule = build_datamodule(cfg["data"], seed=run["seed"])
+    phase = build_phase(cfg)
     run_dir, resume_from = rundir.prepare(cfg)
     if rundir.is_launcher_rank_zero():
         rundir.write_metadata(run_dir, to_yaml(cfg))
-    L.seed_everything(run["seed"], workers=True, verbose=False)
-    phase = build_phase(cfg)
     if run["init_from"]:
         phase.init_from(run["init_from"])
     if run["freeze"]:

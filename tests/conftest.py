@@ -11,8 +11,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
-# Two cores on CI: keep intra-op threads from oversubscribing when workers run too.
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# Two cores on CI shared with loader workers and DDP peers: one intra-op thread each is fastest.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

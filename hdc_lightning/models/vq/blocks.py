@@ -1,0 +1,120 @@
+"""VQGAN-class convolutional encoder ``g_a`` and decoder ``g_s`` (residual blocks, attention at the lowest resolution).
+
+Each level of ``ch_mult`` holds ``num_res_blocks`` residual blocks; every level but the last
+halves the resolution, so ``len(ch_mult) = 5`` gives the f16 token grid of the paper.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def norm(channels: int) -> nn.GroupNorm:
+    # Up to 32 groups (VQGAN's choice) but at least 4 channels a group for narrow tiny nets.
+    groups = max(1, min(32, channels // 4))
+    while channels % groups:
+        groups -= 1
+    return nn.GroupNorm(groups, channels, eps=1e-6)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.norm1, self.conv1 = norm(cin), nn.Conv2d(cin, cout, 3, padding=1)
+        self.norm2, self.conv2 = norm(cout), nn.Conv2d(cout, cout, 3, padding=1)
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = self.conv2(F.silu(self.norm2(h)))
+        return self.skip(x) + h
+
+
+class AttnBlock(nn.Module):
+    """Single-head spatial self-attention (tokens = positions of the feature map)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.norm = norm(channels)
+        self.qkv = nn.Conv2d(channels, 3 * channels, 1)
+        self.proj = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        q, k, v = self.qkv(self.norm(x)).flatten(2).transpose(1, 2).chunk(3, dim=-1)  # [B, hw, C] each
+        out = F.scaled_dot_product_attention(q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1)).squeeze(1)
+        return x + self.proj(out.transpose(1, 2).reshape(b, c, h, w))
+
+
+def _level(cin: int, cout: int, n_blocks: int, attn: bool) -> tuple[nn.ModuleList, int]:
+    blocks: list[nn.Module] = []
+    for _ in range(n_blocks):
+        blocks.append(ResBlock(cin, cout))
+        cin = cout
+        if attn:
+            blocks.append(AttnBlock(cout))
+    return nn.ModuleList(blocks), cin
+
+
+def _mid(c: int, attn: bool) -> nn.Sequential:
+    return nn.Sequential(ResBlock(c, c), AttnBlock(c) if attn else nn.Identity(), ResBlock(c, c))
+
+
+class Encoder(nn.Module):
+    """``g_a``: image in [-1, 1] ``[B,3,H,W]`` → latent ``[B,z_channels,H/f,W/f]``, f = 2^(len(ch_mult)-1)."""
+
+    def __init__(self, ch: int, ch_mult: Sequence[int], num_res_blocks: int, z_channels: int, attn_lowest: bool = True):
+        super().__init__()
+        self.conv_in = nn.Conv2d(3, ch, 3, padding=1)
+        self.levels, self.down = nn.ModuleList(), nn.ModuleList()
+        c = ch
+        last = len(ch_mult) - 1
+        for i, m in enumerate(ch_mult):
+            blocks, c = _level(c, ch * m, num_res_blocks, attn_lowest and i == last)
+            self.levels.append(blocks)
+            # Strided conv halves the resolution; asymmetric padding keeps H/2 exactly (as VQGAN).
+            self.down.append(nn.Conv2d(c, c, 3, stride=2) if i < last else nn.Identity())
+        self.mid = _mid(c, attn_lowest)
+        self.norm_out = norm(c)
+        self.conv_out = nn.Conv2d(c, z_channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv_in(x)
+        for blocks, down in zip(self.levels, self.down):
+            for blk in blocks:
+                h = blk(h)
+            if isinstance(down, nn.Conv2d):
+                h = down(F.pad(h, (0, 1, 0, 1)))
+        h = self.mid(h)
+        return self.conv_out(F.silu(self.norm_out(h)))
+
+
+class Decoder(nn.Module):
+    """``g_s``: latent ``[B,z_channels,h,w]`` → image in about [-1, 1] ``[B,3,h*f,w*f]``."""
+
+    def __init__(self, ch: int, ch_mult: Sequence[int], num_res_blocks: int, z_channels: int, attn_lowest: bool = True):
+        super().__init__()
+        c = ch * ch_mult[-1]
+        self.conv_in = nn.Conv2d(z_channels, c, 3, padding=1)
+        self.mid = _mid(c, attn_lowest)
+        self.levels, self.up = nn.ModuleList(), nn.ModuleList()
+        last = len(ch_mult) - 1
+        for i in reversed(range(len(ch_mult))):
+            blocks, c = _level(c, ch * ch_mult[i], num_res_blocks + 1, attn_lowest and i == last)
+            self.levels.append(blocks)
+            self.up.append(nn.Conv2d(c, c, 3, padding=1) if i > 0 else nn.Identity())
+        self.norm_out = norm(c)
+        self.conv_out = nn.Conv2d(c, 3, 3, padding=1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.mid(self.conv_in(z))
+        for blocks, up in zip(self.levels, self.up):
+            for blk in blocks:
+                h = blk(h)
+            if isinstance(up, nn.Conv2d):
+                h = up(F.interpolate(h, scale_factor=2.0, mode="nearest"))
+        return self.conv_out(F.silu(self.norm_out(h)))

@@ -1,0 +1,12 @@
+"""Runs the loss tests single-threaded (see tests/vq/conftest.py for why)."""
+
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
