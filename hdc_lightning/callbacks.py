@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import lightning as L
+import torch
+from lightning.pytorch.utilities import rank_zero_warn
 
 
 class LastCheckpoint(L.Callback):
@@ -20,9 +22,16 @@ class LastCheckpoint(L.Callback):
         self._saved_at = -1
 
     def _save(self, trainer: L.Trainer) -> None:
-        if trainer.global_step != self._saved_at:
-            trainer.save_checkpoint(self.path)
-            self._saved_at = trainer.global_step
+        if trainer.global_step == self._saved_at:
+            return
+        # An update that made weights inf/NaN (the loss was finite, its gradient not) must
+        # not replace the last good checkpoint; every rank holds the same weights, so all
+        # ranks skip together.
+        if not all(bool(torch.isfinite(p).all()) for p in trainer.lightning_module.parameters()):
+            rank_zero_warn(f"step {trainer.global_step}: weights are not finite, {self.path} is left as it was")
+            return
+        trainer.save_checkpoint(self.path)
+        self._saved_at = trainer.global_step
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if trainer.global_step > 0 and trainer.global_step % self.every_n_steps == 0:

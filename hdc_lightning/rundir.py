@@ -76,6 +76,8 @@ def prepare(cfg: dict) -> tuple[Path, Path | None]:
         if rank0:
             check_writable(run_dir, run["min_free_mb"])
             (run_dir / "done.json").unlink(missing_ok=True)  # training continues: not finished any more
+            for stale in (run_dir / "checkpoints").glob(".*.tmp*"):  # a process killed mid-save left it
+                stale.unlink(missing_ok=True)
         return run_dir, (last if last.is_file() else None)
     if rank0:
         if _has_run_content(run_dir) or (run_dir / "done.json").exists():

@@ -96,6 +96,8 @@ class PhaseModule(L.LightningModule):
         self.log("train/nonfinite_steps", float(self._nonfinite_total), on_step=True, sync_dist=False)
         limit = int(self.cfg.get("run", {}).get("max_nonfinite_steps", 10))
         if self._nonfinite_streak >= limit:
+            if self.logger is not None:  # self.log() would be flushed after this step, which never ends
+                self.logger.log_metrics({"train/nonfinite_steps": float(self._nonfinite_total)}, step=self.global_step)
             raise NonFiniteLossError(
                 f"stopping at step {self.global_step}: {self._nonfinite_streak} non-finite losses in a row "
                 f"(run.max_nonfinite_steps={limit}); the last good checkpoint is kept"
@@ -141,6 +143,11 @@ class PhaseModule(L.LightningModule):
             module = self._submodule(attr)
             state = load_state_dict(src["ckpt"], src.get("prefix", ""))
             own = module.state_dict()
+            if not set(state) & set(own):  # nothing would load: another model, not a partial match
+                raise CheckpointError(
+                    f"{src['ckpt']}: none of its {len(state)} tensors under '{src.get('prefix', '')}' is a weight of "
+                    f"module '{attr}' (e.g. '{next(iter(state))}'); another model?"
+                )
             for key, value in state.items():
                 if key in own and own[key].shape != value.shape and not _is_entropy_table(key):
                     raise CheckpointError(

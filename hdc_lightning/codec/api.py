@@ -1,0 +1,161 @@
+"""The codec API: what ``hdc compress``/``decompress``, evaluation and benchmarks use.
+
+A codec turns one image into the bytes of a ``.hdc`` file and back::
+
+    codec = load_codec("runs/lic-tiny/checkpoints/last.ckpt")
+    data = codec.encode(image)            # Tensor[3,H,W] in [0,1] -> bytes
+    decoded = codec.decode(data)          # -> Decoded(image, stream_bytes, header_bytes)
+
+Codecs register under the registry name of the model they wrap
+(``@register_codec("lic", kind=1)``) with a container ``kind`` byte of their own;
+``load_codec`` picks one from the model spec stored in a checkpoint. By convention
+a phase keeps its codec model at ``self.model``, so its weights sit under ``model.``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Callable, NamedTuple, Protocol, runtime_checkable
+
+import torch
+from torch import Tensor, nn
+
+from hdc_lightning.checkpoints import checkpoint_config, safe_load
+from hdc_lightning.codec.container import MODEL_ID_BYTES, Header
+from hdc_lightning.errors import BitstreamError, CheckpointError, HDCError
+
+STATE_PREFIX = "model."
+
+
+class Decoded(NamedTuple):
+    image: Tensor  # [3,H,W] float32 in [0,1]
+    stream_bytes: dict[str, int]  # payload bytes per named stream
+    header_bytes: int  # container overhead (header + crc)
+
+
+@dataclass(frozen=True)
+class ModelId:
+    """Which weights made a file: registry name, preset, and an 8-byte fingerprint."""
+
+    name: str
+    preset: str | None
+    digest: bytes
+
+    def __str__(self) -> str:
+        return f"{self.name}/{self.preset or '-'}#{self.digest.hex()}"
+
+
+@runtime_checkable
+class ImageCodec(Protocol):
+    name: str  # registry name of the model, e.g. "lic"
+    kind: int  # container kind byte
+    model_id: ModelId
+
+    def encode(self, image: Tensor) -> bytes: ...
+
+    def decode(self, data: bytes, **options: Any) -> Decoded: ...
+
+
+_CODECS: dict[str, type] = {}
+_KINDS: dict[int, str] = {}
+
+
+def register_codec(name: str, kind: int) -> Callable[[type], type]:
+    """Class decorator: the codec for models registered as ``name``, container kind ``kind``."""
+
+    def deco(cls: type) -> type:
+        if _KINDS.get(kind, name) != name or (name in _CODECS and _CODECS[name] is not cls):
+            raise ValueError(f"codec '{name}' (kind {kind}) clashes with a registered codec")
+        cls.name, cls.kind = name, kind
+        _CODECS[name], _KINDS[kind] = cls, name
+        return cls
+
+    return deco
+
+
+def codec_names() -> list[str]:
+    return sorted(_CODECS)
+
+
+def kind_name(kind: int) -> str:
+    return _KINDS.get(kind, f"unknown kind {kind}")
+
+
+def fingerprint(model: nn.Module, spec: dict) -> bytes:
+    """8-byte digest of the model spec and every tensor of its state (CDF tables included)."""
+    h = hashlib.blake2b(digest_size=MODEL_ID_BYTES)
+    canon = {"name": spec.get("name"), "preset": spec.get("preset"), "args": spec.get("args") or {}}
+    h.update(json.dumps(canon, sort_keys=True, default=str).encode())
+    for key, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{key}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.digest()
+
+
+def check_model_id(header: Header, codec: ImageCodec, source: str) -> None:
+    """A file decodes only with the codec kind and the exact weights that encoded it."""
+    if header.kind != codec.kind or header.model_id != codec.model_id.digest:
+        raise BitstreamError(
+            f"{source}: made by model {kind_name(header.kind)}#{header.model_id.hex()}, "
+            f"but the checkpoint holds {codec.model_id}; decode it with the checkpoint that encoded it"
+        )
+
+
+def _load_model(ckpt: dict, spec: dict, path: str) -> nn.Module:
+    from hdc_lightning import registry
+    from hdc_lightning.models.lic.buffers import resize_entropy_buffers
+
+    try:
+        model = registry.build_spec("model", spec, where="checkpoint model")
+    except HDCError as e:
+        raise CheckpointError(f"{path}: cannot rebuild its model ({e})") from None
+    state = ckpt.get("state_dict")
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: has no state_dict")
+    state = {k[len(STATE_PREFIX):]: v for k, v in state.items() if k.startswith(STATE_PREFIX)}
+    if not state:
+        raise CheckpointError(f"{path}: no weights under '{STATE_PREFIX}'")
+    resize_entropy_buffers(model, state)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0][:200]
+        raise CheckpointError(f"{path}: weights do not fit model {spec.get('name')}/{spec.get('preset')} ({first})") from None
+    return model
+
+
+def export_checkpoint(model: nn.Module, spec: dict, path: str) -> None:
+    """Write a weights-only checkpoint ``load_codec`` accepts (no optimizer state).
+
+    ``spec`` is the model's config spec ``{name, preset, args}``.
+    """
+    from hdc_lightning.checkpoints import atomic_torch_save
+
+    state = {f"{STATE_PREFIX}{k}": v.detach().cpu() for k, v in model.state_dict().items()}
+    spec = {"name": spec.get("name"), "preset": spec.get("preset"), "args": dict(spec.get("args") or {})}
+    atomic_torch_save({"state_dict": state, "hyper_parameters": {"cfg": {"model": spec}}}, path)
+
+
+def load_codec(ckpt_path: str, **options: Any) -> ImageCodec:
+    """Rebuild the checkpoint's model, load its weights, ``update(force=True)``, wrap it.
+
+    ``options`` go to the codec's constructor (e.g. ``device``).
+    """
+    import hdc_lightning.codec  # noqa: F401  (registers the built-in codecs)
+
+    path = str(ckpt_path)
+    ckpt = safe_load(path)
+    spec = dict(checkpoint_config(ckpt, path).get("model") or {})
+    name = spec.get("name")
+    if name not in _CODECS:
+        raise CheckpointError(
+            f"{path}: holds model '{name}', which has no codec; codecs exist for: {', '.join(codec_names())}"
+        )
+    model = _load_model(ckpt, spec, path).eval()
+    with torch.no_grad():
+        model.update(force=True)  # CDF tables from these weights, computed on the CPU
+    model_id = ModelId(str(name), spec.get("preset"), fingerprint(model, spec))
+    return _CODECS[name](model, model_id, **options)

@@ -1,0 +1,110 @@
+"""The LIC-only codec: real files, determinism (golden md5), and refusal of wrong inputs.
+
+Golden stream: ``expected/lic_tiny_seed0.md5`` is the md5 of the .hdc file of
+``sample_image()`` coded by the tiny preset initialised with ``torch.manual_seed(0)``.
+It changes only when the format, the model, compressai's coder or torch's init change;
+regenerate it on purpose with::
+
+    HDC_UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/codec/test_lic_codec.py -k golden
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from codec_fixtures import TINY_SPEC, sample_image, seeded_tiny
+
+from hdc_lightning.codec import Decoded, ImageCodec, export_checkpoint, load_codec, unpack
+from hdc_lightning.codec.container import pack
+from hdc_lightning.errors import BitstreamError, CheckpointError, DataError
+
+GOLDEN = Path(__file__).parent / "expected" / "lic_tiny_seed0.md5"
+
+
+def test_encode_decode_round_trip(tiny_codec):
+    assert isinstance(tiny_codec, ImageCodec)
+    image = sample_image(70, 150)  # not a multiple of 64: padded, then cropped back
+    data = tiny_codec.encode(image)
+    decoded = tiny_codec.decode(data)
+    assert isinstance(decoded, Decoded) and decoded.image.shape == image.shape
+    assert decoded.image.min() >= 0 and decoded.image.max() <= 1
+    assert sum(decoded.stream_bytes.values()) + decoded.header_bytes == len(data)
+    assert list(decoded.stream_bytes) == tiny_codec.model.stream_names()
+    # the codec's image is exactly what the model's own decompress gives
+    c = tiny_codec.model.compress(image[None])
+    ref = tiny_codec.model.decompress(c.strings, c.shape).x_hat[0].clamp(0, 1)
+    assert torch.equal(decoded.image, ref)
+
+
+def test_same_image_same_bytes_golden_md5(tiny_codec, tmp_path):
+    image = sample_image()
+    data = tiny_codec.encode(image)
+    assert tiny_codec.encode(image) == data
+    again = tmp_path / "again.ckpt"  # the same seeded weights, exported and loaded again
+    export_checkpoint(seeded_tiny(0), TINY_SPEC, str(again))
+    assert load_codec(str(again)).encode(image) == data
+    md5 = hashlib.md5(data).hexdigest()
+    if os.environ.get("HDC_UPDATE_GOLDEN"):
+        GOLDEN.write_text(md5 + "\n")
+    assert GOLDEN.is_file(), f"{GOLDEN} missing; create it with HDC_UPDATE_GOLDEN=1"
+    assert md5 == GOLDEN.read_text().strip(), "tiny-preset stream changed; see this file's docstring"
+
+
+def test_file_from_other_weights_names_both_ids(tiny_codec, other_ckpt):
+    data = load_codec(str(other_ckpt)).encode(sample_image(64, 64))
+    with pytest.raises(BitstreamError) as e:
+        tiny_codec.decode(data, source="x.hdc")
+    msg = str(e.value)
+    other_id = unpack(data).header.model_id.hex()
+    assert other_id in msg and tiny_codec.model_id.digest.hex() in msg and "lic/tiny#" in msg
+
+
+def test_checkpoint_of_another_model(tmp_path):
+    model = seeded_tiny(0)
+    foreign = tmp_path / "foreign.ckpt"
+    export_checkpoint(model, {"name": "no-such-codec", "preset": None}, str(foreign))
+    with pytest.raises(CheckpointError, match="has no codec"):
+        load_codec(str(foreign))
+    mismatch = tmp_path / "mismatch.ckpt"  # tiny weights labelled as another preset
+    export_checkpoint(model, {"name": "lic", "preset": "tiny", "args": {"M": 96, "groups": [16, 80]}}, str(mismatch))
+    with pytest.raises(CheckpointError, match="do not fit model lic/tiny"):
+        load_codec(str(mismatch))
+    with pytest.raises(CheckpointError, match="not found"):
+        load_codec(str(tmp_path / "missing.ckpt"))
+
+
+def test_truncated_corrupted_and_forged_payloads(tiny_codec):
+    data = tiny_codec.encode(sample_image(64, 64))
+    for n in (0, 5, len(data) // 2, len(data) - 1):
+        with pytest.raises(BitstreamError):
+            tiny_codec.decode(data[:n])
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 1
+    with pytest.raises(BitstreamError, match="CRC"):
+        tiny_codec.decode(bytes(flipped))
+    # A forger who recomputes the CRC gets garbage pixels or a clean error, never a crash.
+    c = unpack(data)
+    rng = torch.Generator().manual_seed(0)
+    for trial in range(6):
+        streams = [bytes(torch.randint(0, 256, (len(s) if trial % 2 else 3,), generator=rng).tolist())
+                   for s in c.streams]
+        forged = pack(c.header.kind, c.header.model_id, 64, 64, streams)
+        try:
+            out = tiny_codec.decode(forged)
+            assert out.image.shape == (3, 64, 64) and torch.isfinite(out.image).all()
+        except BitstreamError:
+            pass
+    wrong_count = pack(c.header.kind, c.header.model_id, 64, 64, [*c.streams, b"extra"])
+    with pytest.raises(BitstreamError, match="streams"):
+        tiny_codec.decode(wrong_count)
+
+
+def test_bad_images_are_refused(tiny_codec):
+    with pytest.raises(DataError):
+        tiny_codec.encode(torch.rand(1, 3, 8, 8))
+    with pytest.raises(DataError):
+        tiny_codec.encode(torch.zeros(3, 20000, 2))
