@@ -37,11 +37,13 @@ def build_trainer(cfg: dict, run_dir: Path, extra_callbacks: list[L.Callback] | 
     t = dict(cfg["trainer"])
     logger = TensorBoardLogger(save_dir=str(run_dir), name="", version="tb", default_hp_metric=False)
     callbacks: list[L.Callback] = [LastCheckpoint(run_dir / "checkpoints", cfg["run"]["ckpt_every_n_steps"])]
+    extra_callbacks = list(extra_callbacks or [])
     if cfg["run"]["rdp_figure"]:
         from hdc_lightning.evaluation.tensorboard import RDPFigureCallback
 
-        callbacks.append(RDPFigureCallback())
-    callbacks += extra_callbacks or []
+        if not any(isinstance(c, RDPFigureCallback) for c in extra_callbacks):  # a caller's own one wins
+            callbacks.append(RDPFigureCallback())
+    callbacks += extra_callbacks
     return L.Trainer(
         accelerator=t["accelerator"],
         devices=t["devices"],
