@@ -50,8 +50,9 @@ def run(config: str, devices: int, steps: int, batch: int, crop: int, root: Path
     ]
     env = dict(os.environ)
     if accelerator == "cpu":
-        # Same total cores either way: 1 process × 2 threads vs 2 processes × 1 thread.
-        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 2) // devices))
+        # One intra-op thread per process: what DDP adds is a second worker, not more threads
+        # (on a shared CPU, OpenMP threads that spin-wait would otherwise dominate the figure).
+        env["OMP_NUM_THREADS"] = "1"
     subprocess.run(cmd, check=True, cwd=REPO, env=env, stdout=subprocess.DEVNULL)
     stamps = _scalar_walltimes(root / name / "tb")
     warm = [s for s in stamps if s[0] >= 10]
