@@ -39,8 +39,15 @@ $(DEMO)/.done: $(STAMP)
 
 demo-data: $(DEMO)/.done  ## build the embedded demo shards (images shipped inside pip packages)
 
-demo: $(DEMO)/.done  ## run the main job on the embedded demo data
-	$(HDC) fit experiments/lic/tiny.yaml run.overwrite=true
+DEMO_RUN := runs/tiny
+DEMO_CKPT := $(DEMO_RUN)/fusion/checkpoints/last.ckpt
+demo: $(DEMO)/.done  ## tiny pipeline (LIC → VQ → DRV → fusion) on the demo data, then code + evaluate its val images
+	$(HDC) pipeline experiments/pipeline/tiny.yaml
+	$(HDC) compress $(DEMO)/val/chelsea.png -o $(DEMO_RUN)/chelsea.hdc --ckpt $(DEMO_CKPT)
+	$(HDC) decompress $(DEMO_RUN)/chelsea.hdc -o $(DEMO_RUN)/chelsea_perceptual.png --ckpt $(DEMO_CKPT)
+	$(HDC) decompress $(DEMO_RUN)/chelsea.hdc -o $(DEMO_RUN)/chelsea_fidelity.png --ckpt $(DEMO_CKPT) --output fidelity
+	$(HDC) eval $(DEMO_CKPT) --data $(DEMO)/val -o $(DEMO_RUN)/eval --name hdc-tiny --no-progress
+	@echo "demo done: tensorboard --logdir $(DEMO_RUN); results in $(DEMO_RUN)/eval"
 
 bench: $(STAMP)  ## run every benchmark script
 	for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -73,7 +74,7 @@ def load_pipeline(path: str | Path, overrides: list[str] = ()) -> tuple[Pipeline
     if overrides:
         try:
             raw = OmegaConf.merge(raw, OmegaConf.from_dotlist(list(overrides)))
-        except OmegaConfBaseException as e:
+        except (OmegaConfBaseException, yaml.YAMLError) as e:
             raise ConfigError(f"pipeline overrides: {e}") from None
     try:
         spec: PipelineSpec = OmegaConf.to_object(validate(raw, PipelineSpec, ""))

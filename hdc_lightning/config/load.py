@@ -65,7 +65,7 @@ def parse_overrides(overrides: Iterable[str]) -> DictConfig:
             raise ConfigError(f"override '{item}': expected key.path=value")
     try:
         return OmegaConf.from_dotlist(items)
-    except OmegaConfBaseException as e:
+    except (OmegaConfBaseException, yaml.YAMLError) as e:  # a value's YAML tag (e.g. !!python/...) is refused
         raise ConfigError(f"overrides: {_one_line(e)}") from None
 
 

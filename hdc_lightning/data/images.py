@@ -67,10 +67,13 @@ def decode_rgb(data: bytes) -> torch.Tensor:
     from torchvision.io import ImageReadMode, decode_image
 
     buf = data if isinstance(data, bytearray) else bytearray(data)  # torch wants a writable buffer
-    try:
-        x = decode_image(torch.frombuffer(buf, dtype=torch.uint8), mode=ImageReadMode.RGB)
-    except RuntimeError:
-        x = _decode_pil(data)
+    if bytes(buf[:8]) == b"\x89PNG\r\n\x1a\n":
+        x = _decode_pil(data)  # torchvision's libpng wrapper crashes the process on damaged pixel data
+    else:
+        try:
+            x = decode_image(torch.frombuffer(buf, dtype=torch.uint8), mode=ImageReadMode.RGB)
+        except RuntimeError:
+            x = _decode_pil(data)
     if x.dtype == torch.uint16:  # 16-bit PNG: keep the 8 most significant bits
         x = (x.to(torch.int32) >> 8).to(torch.uint8)
     if x.ndim != 3 or x.shape[0] != 3 or x.shape[1] < 1 or x.shape[2] < 1:
@@ -115,13 +118,15 @@ def _decode_pil(data: bytes) -> torch.Tensor:
         with Image.open(io.BytesIO(data)) as im:
             im.load()
             rgb = np.array(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         raise CorruptImage(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
     return torch.from_numpy(rgb).permute(2, 0, 1).contiguous()
 
 
 def read_rgb(path: str | os.PathLike) -> torch.Tensor:
     """Read and decode one image file (uint8 ``[3, H, W]``); OSError / CorruptImage on failure."""
+    if not os.path.isfile(path):  # a named pipe or device would block or never end
+        raise OSError(f"{path}: not a regular file")
     with open(path, "rb") as f:
         return decode_rgb(f.read())
 

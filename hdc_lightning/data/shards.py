@@ -109,7 +109,7 @@ def encode_sample(data: bytes, resize: int | None = None, center_crop: int | Non
                 # the very pixels a png/jpg shard would give the training loader
                 return RAW_EXT, encode_raw(decode_rgb(data))
             rgb = ImageOps.exif_transpose(im).convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise ValueError(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
     if resize is not None and min(rgb.size) > resize:
         scale = resize / min(rgb.size)
@@ -217,6 +217,8 @@ def write_shards(
         for path in bar:
             rel = path.relative_to(root)
             try:
+                if not path.is_file():
+                    raise OSError("not a regular file")
                 data = path.read_bytes()
                 ext, payload = encode_sample(data, resize, center_crop, fmt)
             except OSError as e:
