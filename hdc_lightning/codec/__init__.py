@@ -17,6 +17,7 @@ from hdc_lightning.codec.api import (
 )
 from hdc_lightning.codec.container import Container, Header, Limits, overhead_bytes, pack, unpack
 from hdc_lightning.codec.lic import LICCodec
+from hdc_lightning.codec.hybrid import HybridCodec
 
 __all__ = [
     "Container",

@@ -5,3 +5,4 @@ from hdc_lightning.phases import lic  # noqa: F401  (registers phase "lic")
 from hdc_lightning.phases import vq  # noqa: F401  (registers phase "vq")
 
 __all__ = ["NonFiniteLossError", "PhaseModule"]
+from hdc_lightning.phases import drv, fusion  # noqa: F401  (register phases "drv", "fusion")

@@ -1,0 +1,42 @@
+"""The drv/fusion configs and the pipeline recipes: every stage command loads and validates."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import REPO
+
+from hdc_lightning.config import load_config
+from hdc_lightning.models.hybrid import part_spec
+from hdc_lightning.phases.drv import flatten_sources
+from hdc_lightning.pipeline import load_pipeline, plan
+
+PIPELINES = ["tiny", "paper", "ladder", "ablation"]
+
+
+@pytest.mark.parametrize("name", PIPELINES)
+def test_pipeline_stage_commands_validate(name):
+    spec, path = load_pipeline(REPO / "experiments" / "pipeline" / f"{name}.yaml")
+    plans = plan(spec, path)
+    assert [p.stage.name for p in plans[:4]] == ["lic", "vq", "drv", "fusion"]
+    for p in plans:
+        cmd = p.command()
+        config, overrides = cmd[cmd.index("fit") + 1], cmd[cmd.index("fit") + 2:]
+        cfg = load_config(config, overrides)  # every key known, every type right
+        if p.stage.name in ("drv", "fusion"):
+            sources = flatten_sources(cfg["run"]["init_from"])
+            expected = {"model.lic", "model.vq"} if p.stage.name == "drv" else {"model"}
+            assert set(sources) == expected and all(s["prefix"] == "model." for s in sources.values())
+            assert cfg["model"]["name"] == "hdc"
+            masks = part_spec("masks", cfg["model"]["preset"], (cfg["model"]["args"].get("parts") or {}).get("masks"))
+            assert masks["args"].get("mode", "auto") == cfg["phase"]["val_mask"]
+
+
+def test_drv_and_fusion_stages_agree_on_the_model():
+    """A fusion stage loads the drv stage's weights: same model section at every point."""
+    for name in PIPELINES:
+        spec, path = load_pipeline(REPO / "experiments" / "pipeline" / f"{name}.yaml")
+        plans = plan(spec, path)
+        for drv, fusion in zip([p for p in plans if p.stage.name == "drv"], [p for p in plans if p.stage.name == "fusion"]):
+            cfgs = [load_config(q.command()[q.command().index("fit") + 1], q.command()[q.command().index("fit") + 2:])
+                    for q in (drv, fusion)]
+            assert cfgs[0]["model"] == cfgs[1]["model"], (name, drv.run_root)
