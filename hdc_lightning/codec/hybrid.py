@@ -3,18 +3,19 @@
 File = the ``.hdc`` container (:mod:`hdc_lightning.codec.container`) with::
 
     params (7 bytes)   version (1) | mask mode (1) | DRV seed (uint32 LE) | T steps (1)
-    streams            y0a, y0n, …, z   the LIC model's rANS strings (lic.stream_names())
+    streams            LIC …            the LIC model's rANS strings (lic.stream_names())
                        schedule         MaskSchedule bytes (1 byte uniform, 2 + ⌈regions/4⌉ auto)
                        indices          rANS bytes of the VQ indices at the sent positions
                                         (4-byte CRC with the prior table's fingerprint + payload)
 
 Nothing is stored for the DRVs: the decoder samples them from x̂ and the header seed.
 
-Determinism. Float results of several CPU kernels (GroupNorm, attention, some GEMMs)
-change in the last bits with the number of intra-op threads; in this codec such a bit
-can flip an argmax of T (a different index, visible pixels) or an entropy parameter of
-the LIC coder (a wrong decode). Encoding and decoding therefore run every network at a
-fixed intra-op thread count (``threads``, default 1, restored afterwards), so a file
+Determinism. CPU float results change in the last bits with the number of intra-op
+threads (measured: T's logits and the VQ decoder's output differ between 1 and 2
+threads); in this codec such a bit can flip an argmax of T (a different index, visible
+pixels) or an entropy parameter of the LIC coder (a wrong decode). Encoding and decoding
+therefore run every network at a fixed intra-op thread count (``threads``, default 1,
+restored afterwards), so a file
 decodes to the same pixels whatever ``torch.set_num_threads`` the caller uses. Two
 decoders agree bit for bit when they use the same ``threads`` value, the same CPU
 instruction set and the same torch build; on a GPU (``device="cuda"``) decoding is

@@ -137,7 +137,7 @@ class PhaseModule(L.LightningModule):
         from hdc_lightning.checkpoints import load_state_dict
 
         report = []
-        for attr, src in sources.items():
+        for attr, src in flatten_sources(sources).items():
             if not isinstance(src, Mapping) or "ckpt" not in src:
                 raise ConfigError(f"run.init_from.{attr}: expected {{ckpt: PATH, prefix: KEY_PREFIX}}")
             module = self._submodule(attr)
@@ -177,6 +177,22 @@ class PhaseModule(L.LightningModule):
         extra = checkpoint.get("hdc", {})
         self._nonfinite_total = int(extra.get("nonfinite_total", 0))
         self._skipped_samples = int(extra.get("skipped_samples", 0))
+
+
+def flatten_sources(sources: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{model: {lic: {ckpt, prefix}}}`` → ``{"model.lic": {ckpt, prefix}}``.
+
+    Dotted attribute names given as CLI/pipeline overrides (``run.init_from.model.lic.ckpt=…``)
+    arrive nested; this turns them back into attribute paths.
+    """
+    out: dict[str, Any] = {}
+    for key, value in sources.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value and "ckpt" not in value and all(isinstance(v, Mapping) for v in value.values()):
+            out.update(flatten_sources(value, path + "."))
+        else:
+            out[path] = value
+    return out
 
 
 # CompressAI entropy models keep CDF tables whose shapes depend on update(); an earlier

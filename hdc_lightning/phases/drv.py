@@ -36,7 +36,7 @@ from hdc_lightning.errors import ConfigError
 from hdc_lightning.losses.drv import DRVMatchLoss
 from hdc_lightning.models.fusion import masked_accuracy, masked_cross_entropy
 from hdc_lightning.models.lic import pad_image, resize_entropy_buffers
-from hdc_lightning.phases.base import PhaseModule
+from hdc_lightning.phases.base import PhaseModule, flatten_sources
 
 PARAMS_BYTES = 7  # the hybrid codec's header parameters (codec.hybrid), for bpp_file
 
@@ -69,22 +69,6 @@ class DRVConfig(HybridPhaseConfig):
     match_l1_weight: float = 1.0
     match_kl_weight: float = 1.0
     match_temperature: float = 0.15
-
-
-def flatten_sources(sources: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{model: {lic: {ckpt, prefix}}}`` → ``{"model.lic": {ckpt, prefix}}``.
-
-    Dotted attribute names given as CLI/pipeline overrides (``run.init_from.model.lic.ckpt=…``)
-    arrive nested; this turns them back into attribute paths.
-    """
-    out: dict[str, Any] = {}
-    for key, value in sources.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value and "ckpt" not in value and all(isinstance(v, Mapping) for v in value.values()):
-            out.update(flatten_sources(value, path + "."))
-        else:
-            out[path] = value
-    return out
 
 
 def touch(*modules) -> Tensor | float:

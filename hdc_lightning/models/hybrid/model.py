@@ -70,13 +70,12 @@ class HDCModel(HybridCoding, nn.Module):
     index stream; DiffIR (ICCV 2023) for the DRV diffusion. Decoder dataflow (training
     uses the same path with ground-truth or unrolled DRVs)::
 
-        LIC bytes ─ lic.decompress ─ x̂ ─┬──────────────── enhancer(x̂, v_L) ─ x̂_lic ──────────► fidelity
-                                        │                                     │
-        header seed ─ sampler(x̂) ─ v_L, v_P (0 bits)                          │
-                                                                               ▼
-        schedule ─ mask ─┐                                                     │
-        index bytes ─────┴ sent indices ─ T(sent, x̂_lic, v_P) ─ d̂ (sent kept) │
-                                           vq.embed(d̂) ─ correction(·, x̂_lic, v_P) ─ vq.decode ─ x̃ ─► perceptual
+        LIC bytes ── lic.decompress ── x̂ ──┬── enhancer(x̂, v_L) ── x̂_lic ─────────────► fidelity
+                                           │                         │
+        header seed ── sampler(x̂, seed) ──┴─ v_L, v_P  (0 bits)       │
+        schedule ── mask ──┐                                          ▼
+        index bytes ───────┴─ sent indices ── T(sent, x̂_lic, v_P) ── d̂ (sent kept)
+        vq.embed(d̂) ── correction(·, x̂_lic, v_P) ── vq.decode ── x̃ ───────────────► perceptual
 
     Parts are built from nested specs: ``base`` is the preset of every part, ``parts``
     overrides one part (``{vq: {args: {codebook_size: 512}}}``). The predictor's
