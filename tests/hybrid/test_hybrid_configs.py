@@ -14,8 +14,9 @@ PIPELINES = ["tiny", "paper", "ladder", "ablation"]
 
 
 @pytest.mark.parametrize("name", PIPELINES)
-def test_pipeline_stage_commands_validate(name):
-    spec, path = load_pipeline(REPO / "experiments" / "pipeline" / f"{name}.yaml")
+def test_pipeline_stage_commands_validate(name, tmp_path):
+    # A fresh root: stages already run under ./runs (e.g. by `make demo`) would plan resumes instead.
+    spec, path = load_pipeline(REPO / "experiments" / "pipeline" / f"{name}.yaml", [f"root={tmp_path}"])
     plans = plan(spec, path)
     assert [p.stage.name for p in plans[:4]] == ["lic", "vq", "drv", "fusion"]
     for p in plans:
