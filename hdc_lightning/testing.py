@@ -85,3 +85,34 @@ def random_init_checkpoint(path: str | Path, spec: dict | None = None, seed: int
 def tiny_lic_checkpoint(path: str | Path, seed: int = 0) -> Path:
     """A randomly initialised tiny LIC checkpoint that ``load_codec`` reads."""
     return random_init_checkpoint(path, TINY_LIC_SPEC, seed)
+
+
+def photo_like(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """Smooth colour fields plus a few edges (uint8 ``[H,W,3]``): compressible like a photo, not like noise."""
+    low = rng.random((3, h // 16 + 2, w // 16 + 2))
+    img = np.stack([np.kron(c, np.ones((16, 16)))[:h, :w] for c in low], axis=-1)
+    yy, xx = np.mgrid[0:h, 0:w]
+    img += 0.2 * np.sin(xx / rng.uniform(3, 9))[..., None] * (yy > h // 2)[..., None]
+    return (np.clip(img, 0, 1) * 255).astype(np.uint8)
+
+
+def write_tiny_dataset(root: str | Path, seed: int = 0) -> dict:
+    """8 photo-like 96² training images in 2 shards and 2 validation images of odd sizes.
+
+    Returns ``{"shards": brace pattern, "val": folder}`` for ``data.train.shards``/``data.val.folder``.
+    """
+    from PIL import Image
+
+    from hdc_lightning.data import write_shards
+
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    (root / "src").mkdir(parents=True)
+    (root / "val").mkdir()
+    for i in range(8):
+        Image.fromarray(photo_like(rng, 96, 96)).save(root / "src" / f"im{i}.png")
+    for i, (h, w) in enumerate([(70, 100), (64, 90)]):
+        Image.fromarray(photo_like(rng, h, w)).save(root / "val" / f"v{i}.png")
+    report = write_shards(root / "src", root / "shards", max_samples=4, progress=False)
+    return {"shards": str(report.pattern), "val": str(root / "val")}
+

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import io
-import tarfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from hdc_lightning.testing import write_tar
 
 
 def save_image(path: Path, height: int, width: int, value: tuple[int, int, int] | None = None,
@@ -25,12 +26,7 @@ def save_image(path: Path, height: int, width: int, value: tuple[int, int, int] 
 
 def tar_members(path: Path, members: list[tuple[str, bytes]]) -> Path:
     """Write a tar with exactly these (name, payload) members."""
-    with tarfile.open(path, "w") as tar:
-        for name, data in members:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return path
+    return write_tar(path, members)
 
 
 def png_bytes(value: int, size: int = 32) -> bytes:

@@ -5,14 +5,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from hdc_lightning.codec import export_checkpoint
 from hdc_lightning.config import load_config
 from hdc_lightning.registry import build_spec
+from hdc_lightning.testing import write_tiny_dataset
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -21,30 +20,10 @@ if str(HERE) not in sys.path:
 TINY_SPEC = {"name": "hdc", "preset": "tiny", "args": {}}
 
 
-def photo_like(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-    """Smooth colour fields plus a few edges: compressible like a photo, not like noise."""
-    low = rng.random((3, h // 16 + 2, w // 16 + 2))
-    img = np.stack([np.kron(c, np.ones((16, 16)))[:h, :w] for c in low], axis=-1)
-    yy, xx = np.mgrid[0:h, 0:w]
-    img += 0.2 * np.sin(xx / rng.uniform(3, 9))[..., None] * (yy > h // 2)[..., None]
-    return (np.clip(img, 0, 1) * 255).astype(np.uint8)
-
-
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> dict:
     """8 training images in 2 shards and 2 validation images of odd sizes."""
-    from hdc_lightning.data import write_shards
-
-    root = tmp_path_factory.mktemp("hybriddata")
-    rng = np.random.default_rng(0)
-    (root / "src").mkdir()
-    (root / "val").mkdir()
-    for i in range(8):
-        Image.fromarray(photo_like(rng, 96, 96)).save(root / "src" / f"im{i}.png")
-    for i, (h, w) in enumerate([(70, 100), (64, 90)]):
-        Image.fromarray(photo_like(rng, h, w)).save(root / "val" / f"v{i}.png")
-    report = write_shards(root / "src", root / "shards", max_samples=4, progress=False)
-    return {"shards": str(report.pattern), "val": str(root / "val")}
+    return write_tiny_dataset(tmp_path_factory.mktemp("hybriddata"))
 
 
 def fit_overrides(data: dict, run_root: Path, **extra) -> list[str]:

@@ -1,25 +1,13 @@
-"""Helpers of the LIC tests: synthetic photo-like images and fast fit configs."""
+"""Helpers of the LIC tests: fast fit configs."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from hdc_lightning.config import load_config
-
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_YAML = REPO / "experiments" / "lic" / "tiny.yaml"
-
-
-def photo_like(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-    """Smooth colour fields plus a few edges: compressible like a photo, not like noise."""
-    low = rng.random((3, h // 16 + 2, w // 16 + 2))
-    img = np.stack([np.kron(c, np.ones((16, 16)))[:h, :w] for c in low], axis=-1)
-    yy, xx = np.mgrid[0:h, 0:w]
-    img += 0.2 * np.sin(xx / rng.uniform(3, 9))[..., None] * (yy > h // 2)[..., None]
-    return (np.clip(img, 0, 1) * 255).astype(np.uint8)
 
 
 def fit_overrides(data: dict, run_root: Path, **extra) -> list[str]:
