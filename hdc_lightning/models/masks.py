@@ -166,7 +166,7 @@ def levels_by_quantile(scores: torch.Tensor, levels: tuple[int, ...], fractions:
 @register(
     "model",
     "masks",
-    presets={"tiny": dict(region=2), "paper": dict(region=4)},
+    presets={"tiny": dict(region=2), "small": dict(region=4), "paper": dict(region=4)},
 )
 class MaskPolicy(nn.Module):
     """Chooses a mask schedule at the encoder, and draws training masks of the same family.

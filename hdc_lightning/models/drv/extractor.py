@@ -40,6 +40,7 @@ def check_names(names) -> tuple[str, ...]:
     "drv_extractor",
     presets={
         "tiny": dict(dim=32, ch=16, n_blocks=1, n_down=2),
+        "small": dict(dim=64, ch=32, n_blocks=1, n_down=3),
         "paper": dict(dim=256, ch=64, n_blocks=4, n_down=3),
     },
 )

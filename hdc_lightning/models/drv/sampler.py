@@ -35,6 +35,7 @@ def seeded_noise(shape: tuple[int, ...], seed: int, device=None, dtype=torch.flo
     "drv_sampler",
     presets={
         "tiny": dict(dim=32, cond_ch=16, cond_blocks=1, cond_down=2, t_dim=16, hidden=64, n_layers=3),
+        "small": dict(dim=64, cond_ch=32, cond_blocks=1, cond_down=3, t_dim=16, hidden=128, n_layers=3),
         "paper": dict(dim=256, cond_ch=64, cond_blocks=2, cond_down=3, t_dim=32, hidden=1024, n_layers=5),
     },
 )

@@ -21,6 +21,7 @@ class CorrectionOutput(NamedTuple):
     "correction",
     presets={
         "tiny": dict(code_dim=32, ch=32, cond_ch=16, n_blocks=2, drv_dim=32),
+        "small": dict(code_dim=64, ch=48, cond_ch=24, n_blocks=2, drv_dim=64),
         "paper": dict(code_dim=256, ch=256, cond_ch=128, n_blocks=4, drv_dim=256),
     },
 )

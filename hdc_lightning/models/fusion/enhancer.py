@@ -22,6 +22,7 @@ class EnhancerOutput(NamedTuple):
     "enhancer",
     presets={
         "tiny": dict(ch=16, n_blocks=2, drv_dim=32, unshuffle=2),
+        "small": dict(ch=32, n_blocks=3, drv_dim=64, unshuffle=2),
         "paper": dict(ch=64, n_blocks=8, drv_dim=256, unshuffle=2),
     },
 )

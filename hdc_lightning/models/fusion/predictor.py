@@ -57,6 +57,7 @@ class PredictorBlock(nn.Module):
     "predictor",
     presets={
         "tiny": dict(codebook_size=64, dim=64, depth=2, heads=4, cond_ch=32, drv_dim=32),
+        "small": dict(codebook_size=512, dim=128, depth=3, heads=4, cond_ch=48, drv_dim=64),
         "paper": dict(codebook_size=1024, dim=512, depth=8, heads=8, cond_ch=192, drv_dim=256),
     },
 )

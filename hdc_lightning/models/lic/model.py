@@ -78,6 +78,7 @@ def estimated_bits(likelihoods: dict[str, Tensor]) -> Tensor:
     "lic",
     presets={
         "tiny": dict(N=32, M=64, Nh=32, groups=(16, 48), blocks=1, attention=False, ctx_hidden=(48, 32)),
+        "small": dict(N=64, M=128, Nh=64, groups=(16, 32, 80), blocks=1, attention=False, ctx_hidden=(96, 64)),
         "paper": dict(N=192, M=320, Nh=192, groups=(16, 16, 32, 64, 192), blocks=3, attention=True,
                       ctx_hidden=(224, 128)),
     },

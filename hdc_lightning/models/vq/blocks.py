@@ -2,6 +2,11 @@
 
 Each level of ``ch_mult`` holds ``num_res_blocks`` residual blocks; every level but the last
 halves the resolution, so ``len(ch_mult) = 5`` gives the f16 token grid of the paper.
+
+``padding_mode`` applies to every 3×3 conv and to the encoder's down-sampling pad. VQGAN
+pads with zeros; trained on small crops (a 128² crop is 8×8 tokens, half of them on the
+border) the decoder then learns the zero frame as content and paints a striped band along
+the image edges. ``"replicate"`` gives the border the statistics of the interior.
 """
 
 from __future__ import annotations
@@ -21,11 +26,18 @@ def norm(channels: int) -> nn.GroupNorm:
     return nn.GroupNorm(groups, channels, eps=1e-6)
 
 
+PAD_MODES = ("zeros", "replicate", "reflect")
+
+
+def conv3(cin: int, cout: int, padding_mode: str) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 3, padding=1, padding_mode=padding_mode)
+
+
 class ResBlock(nn.Module):
-    def __init__(self, cin: int, cout: int):
+    def __init__(self, cin: int, cout: int, padding_mode: str = "zeros"):
         super().__init__()
-        self.norm1, self.conv1 = norm(cin), nn.Conv2d(cin, cout, 3, padding=1)
-        self.norm2, self.conv2 = norm(cout), nn.Conv2d(cout, cout, 3, padding=1)
+        self.norm1, self.conv1 = norm(cin), conv3(cin, cout, padding_mode)
+        self.norm2, self.conv2 = norm(cout), conv3(cout, cout, padding_mode)
         self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -50,37 +62,46 @@ class AttnBlock(nn.Module):
         return x + self.proj(out.transpose(1, 2).reshape(b, c, h, w))
 
 
-def _level(cin: int, cout: int, n_blocks: int, attn: bool) -> tuple[nn.ModuleList, int]:
+def _level(cin: int, cout: int, n_blocks: int, attn: bool, pm: str) -> tuple[nn.ModuleList, int]:
     blocks: list[nn.Module] = []
     for _ in range(n_blocks):
-        blocks.append(ResBlock(cin, cout))
+        blocks.append(ResBlock(cin, cout, pm))
         cin = cout
         if attn:
             blocks.append(AttnBlock(cout))
     return nn.ModuleList(blocks), cin
 
 
-def _mid(c: int, attn: bool) -> nn.Sequential:
-    return nn.Sequential(ResBlock(c, c), AttnBlock(c) if attn else nn.Identity(), ResBlock(c, c))
+def _mid(c: int, attn: bool, pm: str) -> nn.Sequential:
+    return nn.Sequential(ResBlock(c, c, pm), AttnBlock(c) if attn else nn.Identity(), ResBlock(c, c, pm))
+
+
+def _check_mode(padding_mode: str) -> str:
+    if padding_mode not in PAD_MODES:
+        raise ValueError(f"padding_mode must be one of {', '.join(PAD_MODES)}, got '{padding_mode}'")
+    return padding_mode
 
 
 class Encoder(nn.Module):
     """``g_a``: image in [-1, 1] ``[B,3,H,W]`` → latent ``[B,z_channels,H/f,W/f]``, f = 2^(len(ch_mult)-1)."""
 
-    def __init__(self, ch: int, ch_mult: Sequence[int], num_res_blocks: int, z_channels: int, attn_lowest: bool = True):
+    def __init__(self, ch: int, ch_mult: Sequence[int], num_res_blocks: int, z_channels: int, attn_lowest: bool = True,
+                 padding_mode: str = "zeros"):
         super().__init__()
-        self.conv_in = nn.Conv2d(3, ch, 3, padding=1)
+        pm = _check_mode(padding_mode)
+        self.pad_mode = "constant" if pm == "zeros" else pm
+        self.conv_in = conv3(3, ch, pm)
         self.levels, self.down = nn.ModuleList(), nn.ModuleList()
         c = ch
         last = len(ch_mult) - 1
         for i, m in enumerate(ch_mult):
-            blocks, c = _level(c, ch * m, num_res_blocks, attn_lowest and i == last)
+            blocks, c = _level(c, ch * m, num_res_blocks, attn_lowest and i == last, pm)
             self.levels.append(blocks)
             # Strided conv halves the resolution; asymmetric padding keeps H/2 exactly (as VQGAN).
             self.down.append(nn.Conv2d(c, c, 3, stride=2) if i < last else nn.Identity())
-        self.mid = _mid(c, attn_lowest)
+        self.mid = _mid(c, attn_lowest, pm)
         self.norm_out = norm(c)
-        self.conv_out = nn.Conv2d(c, z_channels, 3, padding=1)
+        self.conv_out = conv3(c, z_channels, pm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.conv_in(x)
@@ -88,7 +109,7 @@ class Encoder(nn.Module):
             for blk in blocks:
                 h = blk(h)
             if isinstance(down, nn.Conv2d):
-                h = down(F.pad(h, (0, 1, 0, 1)))
+                h = down(F.pad(h, (0, 1, 0, 1), mode=self.pad_mode))
         h = self.mid(h)
         return self.conv_out(F.silu(self.norm_out(h)))
 
@@ -96,19 +117,21 @@ class Encoder(nn.Module):
 class Decoder(nn.Module):
     """``g_s``: latent ``[B,z_channels,h,w]`` → image in about [-1, 1] ``[B,3,h*f,w*f]``."""
 
-    def __init__(self, ch: int, ch_mult: Sequence[int], num_res_blocks: int, z_channels: int, attn_lowest: bool = True):
+    def __init__(self, ch: int, ch_mult: Sequence[int], num_res_blocks: int, z_channels: int, attn_lowest: bool = True,
+                 padding_mode: str = "zeros"):
         super().__init__()
+        pm = _check_mode(padding_mode)
         c = ch * ch_mult[-1]
-        self.conv_in = nn.Conv2d(z_channels, c, 3, padding=1)
-        self.mid = _mid(c, attn_lowest)
+        self.conv_in = conv3(z_channels, c, pm)
+        self.mid = _mid(c, attn_lowest, pm)
         self.levels, self.up = nn.ModuleList(), nn.ModuleList()
         last = len(ch_mult) - 1
         for i in reversed(range(len(ch_mult))):
-            blocks, c = _level(c, ch * ch_mult[i], num_res_blocks + 1, attn_lowest and i == last)
+            blocks, c = _level(c, ch * ch_mult[i], num_res_blocks + 1, attn_lowest and i == last, pm)
             self.levels.append(blocks)
-            self.up.append(nn.Conv2d(c, c, 3, padding=1) if i > 0 else nn.Identity())
+            self.up.append(conv3(c, c, pm) if i > 0 else nn.Identity())
         self.norm_out = norm(c)
-        self.conv_out = nn.Conv2d(c, 3, 3, padding=1)
+        self.conv_out = conv3(c, 3, pm)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         h = self.mid(self.conv_in(z))

@@ -41,11 +41,16 @@ class VQOutput(NamedTuple):
 # on toy runs it keeps far more of the codebook alive than a full-dimensional lookup.
 TINY = dict(ch=32, ch_mult=(1, 1, 2, 2, 4), num_res_blocks=1, codebook_size=128, code_dim=32, lookup_dim=8,
             restart_after=50)
+# `small`: the CPU-trainable preset of the shipped model: the paper's f16 grid, a wider
+# trunk and K=512 (9 bits a token before masking) for colour and detail that K=128 lacks,
+# replicate padding (see blocks.py).
+SMALL = dict(ch=48, ch_mult=(1, 1, 2, 2, 4), num_res_blocks=1, codebook_size=512, code_dim=64, lookup_dim=16,
+             restart_after=50, padding_mode="replicate")
 PAPER = dict(ch=128, ch_mult=(1, 1, 2, 2, 4), num_res_blocks=2, codebook_size=1024, code_dim=256, lookup_dim=32,
              restart_after=200)
 
 
-@register("model", "vq", presets={"tiny": TINY, "paper": PAPER})
+@register("model", "vq", presets={"tiny": TINY, "small": SMALL, "paper": PAPER})
 class VQModel(nn.Module):
     """VQGAN encoder/decoder around :class:`CosineQuantizer`; see the module docstring."""
 
@@ -60,15 +65,16 @@ class VQModel(nn.Module):
         beta: float = 0.25,
         restart_after: int = 200,
         attn_lowest: bool = True,
+        padding_mode: str = "zeros",
     ):
         super().__init__()
         ch_mult = tuple(int(m) for m in ch_mult)
         self.codebook_size, self.code_dim = codebook_size, code_dim
         self.downsample = 2 ** (len(ch_mult) - 1)
-        self.g_a = Encoder(ch, ch_mult, num_res_blocks, code_dim, attn_lowest)
+        self.g_a = Encoder(ch, ch_mult, num_res_blocks, code_dim, attn_lowest, padding_mode)
         self.quantizer = CosineQuantizer(codebook_size, code_dim, lookup_dim, beta, restart_after)
         self.post_quant = nn.Conv2d(code_dim, code_dim, 1)
-        self.g_s = Decoder(ch, ch_mult, num_res_blocks, code_dim, attn_lowest)
+        self.g_s = Decoder(ch, ch_mult, num_res_blocks, code_dim, attn_lowest, padding_mode)
         self.prior = IndexPrior(codebook_size)
 
     @property
