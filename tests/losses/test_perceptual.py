@@ -4,6 +4,7 @@ import pytest
 import torch
 import torchvision
 
+from hdc_lightning import weights
 from hdc_lightning.errors import HDCError
 from hdc_lightning.losses import perceptual
 from hdc_lightning.losses.perceptual import PerceptualLoss, load_lpips
@@ -14,18 +15,21 @@ def empty_hub(tmp_path, monkeypatch):
     old = torch.hub.get_dir()
     torch.hub.set_dir(str(tmp_path / "hub"))
     monkeypatch.delenv(perceptual.ENV_VAR, raising=False)
+    monkeypatch.setenv(weights.ENV_DIR, str(tmp_path / "no-trunks"))  # `hdc weights` output not there
     yield tmp_path / "hub"
     torch.hub.set_dir(old)
 
 
-def test_missing_backbone_names_the_file_the_place_and_the_switch(empty_hub):
+def test_missing_backbone_names_the_file_the_fix_and_the_switch(empty_hub):
     with pytest.raises(HDCError) as err:
         load_lpips("alex")
     msg = str(err.value)
     assert "\n" not in msg
-    assert "alexnet-owt-7be5be79.pth" in msg
-    assert str(empty_hub / "checkpoints" / "alexnet-owt-7be5be79.pth") in msg
+    assert str(weights.weights_dir() / "alexnet-trunk.pt") in msg and "hdc weights" in msg
     assert perceptual.ENV_VAR in msg and "phase.perceptual_weight=0" in msg
+    with pytest.raises(HDCError) as err:  # squeeze: no converted trunk, torch hub's file named
+        load_lpips("squeeze")
+    assert str(empty_hub / "checkpoints" / "squeezenet1_1-b8a52dc0.pth") in str(err.value)
 
 
 def test_env_var_pointing_nowhere_is_reported(empty_hub, monkeypatch):

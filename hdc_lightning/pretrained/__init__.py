@@ -1,0 +1,40 @@
+"""Models shipped inside the package: weights only, loadable with ``weights_only=True``.
+
+``load_codec("small")`` and ``hdc compress IMAGE`` (no ``--ckpt``) use them. Each model has a
+card beside its weights (``<name>.md``): data, command, steps, wall time, model id and its
+measured Kodak numbers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hdc_lightning.errors import CheckpointError
+
+HERE = Path(__file__).resolve().parent
+MODELS = {"small": "small.pt"}
+DEFAULT = "small"
+
+
+def names() -> list[str]:
+    return sorted(MODELS)
+
+
+def is_pretrained(ref: str | Path) -> bool:
+    """True when ``ref`` names a shipped model rather than a checkpoint path."""
+    return isinstance(ref, str) and ref in MODELS
+
+
+def weights_path(name: str) -> Path:
+    """The shipped weights of ``name``, or one line saying what is wrong."""
+    if name not in MODELS:
+        raise CheckpointError(f"unknown pretrained model '{name}'; shipped: {', '.join(names())}")
+    path = HERE / MODELS[name]
+    if not path.is_file():
+        raise CheckpointError(f"{path}: pretrained model '{name}' is missing from this installation; "
+                              "reinstall the package (pip install -e .) or pass --ckpt")
+    return path
+
+
+def card_path(name: str) -> Path:
+    return weights_path(name).with_suffix(".md")
