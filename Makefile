@@ -9,7 +9,7 @@ DEMO   := data/demo
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-all fuzz demo demo-data bench clean
+.PHONY: help install test test-all fuzz demo demo-data bench gpu-check clean
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -51,6 +51,10 @@ demo: $(DEMO)/.done  ## tiny pipeline (LIC → VQ → DRV → fusion) on the dem
 
 bench: $(STAMP)  ## run every benchmark script
 	for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+GPU_CHECK_ARGS ?=
+gpu-check: $(DEMO)/.done  ## GPU check: paper presets on a CUDA GPU (≤ 8 min), else tiny on the CPU; runs/gpu-check/gpu_check.json
+	$(PY) benchmarks/gpu_check.py --data $(DEMO) $(GPU_CHECK_ARGS)
 
 clean:  ## remove runs, demo data and caches (keeps .venv)
 	rm -rf runs $(DEMO) .pytest_cache
