@@ -4,14 +4,15 @@
 
 On every image of ``--data`` (the 24 Kodak images for the published table) it measures,
 with real bytes (bpp = file bytes × 8 / pixels) and the project's one metrics module
-(PSNR, MS-SSIM, LPIPS-alex, DISTS):
+(PSNR, MS-SSIM, LPIPS-alex on every image; DISTS on the first ``--dists-images``):
 
 * ``lic``: the LIC stream alone, one point per trained λ (``RUNS/lic_lo``, ``lic``, ``lic_hi``);
 * ``hdc-fidelity`` / ``hdc-perceptual``: the hybrid's x̂_lic and x̃ at each mask level;
 * ``vq``: the VQ stream alone (the full index map, entropy-coded, through the VQ decoder);
 * ``jpeg`` / ``webp`` / ``avif``: each image matched to the hybrid's own bpp at each level;
-* knock-outs at decode time of the trained hybrid (not retrained ablations): T's masked
-  index accuracy with its DRV v_P and with v_P zeroed, and x̃ without the VQ correction.
+* T's masked index accuracy (unsent positions), and two decode-time knock-outs of the trained
+  hybrid: T with its DRV v_P zeroed, and x̃ without the VQ correction;
+* ``--ablation NAME=CKPT``: retrained ablations (e.g. no DRV at all) at the same mask levels.
 
 It prints one table, writes ``study.json``, a CompressAI-style JSON per curve and
 ``rd.png`` (bpp vs PSNR and vs LPIPS), and BD-rates of the hybrid against the LIC alone and
@@ -39,8 +40,10 @@ from hdc_lightning.models.hybrid import TOKEN
 
 LIC_RUNS = ("lic_lo", "lic", "lic_hi")
 MASKS = ("1/9", "1/4", "auto", "full")
+ABLATION_MASKS = ("1/4", "auto")
 CLASSICAL = ("jpeg", "webp", "avif")
-COLUMNS = ("bpp", "psnr-rgb", "ms-ssim-rgb", "lpips", "dists")
+COLUMNS = ("bpp", "psnr-rgb", "ms-ssim-rgb", "lpips")
+TABLE = (*COLUMNS, "x_dists_subset")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -50,6 +53,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--model", default="small", help="hybrid: a pretrained name or a checkpoint path")
     p.add_argument("-o", "--out", default="results/small_study", help="output folder")
     p.add_argument("--limit", type=int, default=None, help="first N images only")
+    p.add_argument("--dists-images", type=int, default=8, help="DISTS on the first N images only (it is slow on CPU)")
+    p.add_argument("--ablation", action="append", default=[], metavar="NAME=CKPT",
+                   help="a retrained ablation of the hybrid (e.g. no_drv=runs/small-ablation/no_drv-fusion/"
+                        "checkpoints/last.ckpt), measured at the mask levels of ABLATION_MASKS")
     return p.parse_args(argv)
 
 
@@ -62,9 +69,13 @@ def stage_ckpt(runs: Path, stage: str) -> Path:
 
 
 class Study:
-    def __init__(self, images: list[tuple[str, torch.Tensor]]):
+    def __init__(self, images: list[tuple[str, torch.Tensor]], dists_images: int):
         self.images = images
-        self.metrics = MetricSuite(lpips=True, dists=True)
+        self.metrics = MetricSuite(lpips=True, dists=False)
+        # DISTS runs VGG16 on the whole frame (~5-10 s per Kodak image on one CPU core): it is
+        # measured on the first `dists_images` images and reported as its own column.
+        self.dists = MetricSuite(lpips=False, dists=True, ms_ssim=False)
+        self.dists_names = {name for name, _ in images[:dists_images]}
         self.records: dict[str, list[list[dict]]] = {}  # curve → points → per-image records
         self.extra: dict[str, float] = {}
 
@@ -73,12 +84,19 @@ class Study:
         while len(pts) <= point:
             pts.append([])
         h, w = ref.shape[-2:]
-        pts[point].append({"name": name, "bytes": nbytes, "bpp": nbytes * 8 / (h * w), **more,
-                           **self.metrics(ref, rec.clamp(0, 1))})
+        row = {"name": name, "bytes": nbytes, "bpp": nbytes * 8 / (h * w), **more, **self.metrics(ref, rec.clamp(0, 1))}
+        if name in self.dists_names:
+            row["x_dists_subset"] = self.dists(ref, rec.clamp(0, 1)).get("dists", float("nan"))
+        pts[point].append(row)
 
     def curve(self, name: str):
-        points = [aggregate(recs, keys=(*COLUMNS, *{k for r in recs for k in r if k.startswith("x_")}))
-                  for recs in self.records[name]]
+        points = []
+        for recs in self.records[name]:
+            point = aggregate(recs, keys=(*COLUMNS, *{k for r in recs for k in r if k.startswith("x_") and k != "x_dists_subset"}))
+            subset = [r["x_dists_subset"] for r in recs if "x_dists_subset" in r]
+            if subset:
+                point["x_dists_subset"] = sum(subset) / len(subset)
+            points.append(point)
         return curve_from_points(name, points)
 
 
@@ -91,10 +109,10 @@ def run_lic(study: Study, runs: Path) -> None:
 
 
 @torch.no_grad()
-def run_hybrid(study: Study, model_ref: str) -> list[list[float]]:
+def run_hybrid(study: Study, model_ref: str, masks=MASKS, prefix: str = "hdc") -> list[list[float]]:
     """Both outputs, the knock-outs and T's accuracy at each mask level; returns per-image bpp per level."""
     rates = []
-    for p, mask in enumerate(MASKS):
+    for p, mask in enumerate(masks):
         codec = load_codec(model_ref, mask=mask)
         m = codec.model
         level = []
@@ -107,13 +125,16 @@ def run_hybrid(study: Study, model_ref: str) -> list[list[float]]:
             unsent = ~out.sent.expand_as(truth)
             acc = float((out.d_hat == truth)[unsent].float().mean()) if unsent.any() else float("nan")
             # Knock-outs of the trained model (decode side only).
-            no_p = m.predictor.decode(out.d_hat, out.sent[None], pad_image(out.x_hat_lic, TOKEN),
-                                      torch.zeros_like(out.drvs.v_P) if out.drvs.v_P is not None else None, codec.steps)
-            acc_no_p = float((no_p == truth)[unsent].float().mean()) if unsent.any() else float("nan")
-            no_corr = m.vq.decode(m.vq.embed(out.d_hat))[..., :h, :w].clamp(0, 1)[0]
-            study.add("hdc-perceptual", p, name, x, out.x_tilde[0], len(data), x_index_acc=acc, x_index_acc_no_drv=acc_no_p)
-            study.add("hdc-fidelity", p, name, x, out.x_hat_lic[0], len(data))
-            study.add("hdc-perceptual-no-correction", p, name, x, no_corr, len(data))
+            more = {"x_index_acc": acc}
+            if out.drvs.v_P is not None:
+                no_p = m.predictor.decode(out.d_hat, out.sent[None], pad_image(out.x_hat_lic, TOKEN),
+                                          torch.zeros_like(out.drvs.v_P), codec.steps)
+                more["x_index_acc_vp_zeroed"] = float((no_p == truth)[unsent].float().mean()) if unsent.any() else float("nan")
+            study.add(f"{prefix}-perceptual", p, name, x, out.x_tilde[0], len(data), **more)
+            study.add(f"{prefix}-fidelity", p, name, x, out.x_hat_lic[0], len(data))
+            if prefix == "hdc" and m.correction is not None:
+                no_corr = m.vq.decode(m.vq.embed(out.d_hat))[..., :h, :w].clamp(0, 1)[0]
+                study.add("hdc-perceptual-no-correction", p, name, x, no_corr, len(data))
         rates.append(level)
     return rates
 
@@ -139,6 +160,17 @@ def run_classical(study: Study, rates: list[list[float]]) -> None:
                 study.add(codec, p, name, x, classical.decode(enc.data), len(enc.data), x_target_bpp=target)
 
 
+def _distinct(curve, metric: str) -> tuple[list[float], list[float]]:
+    """Points with distinct rates (a classical codec at its lowest quality repeats one point)."""
+    seen, rates, values = set(), [], []
+    for r, v in zip(curve.results["bpp"], curve.results[metric]):
+        if round(r, 6) not in seen:
+            seen.add(round(r, 6))
+            rates.append(r)
+            values.append(v)
+    return rates, values
+
+
 def bd_rows(curves: dict) -> dict:
     out = {}
     test = curves["hdc-perceptual"]
@@ -147,7 +179,7 @@ def bd_rows(curves: dict) -> dict:
         for metric, higher in (("psnr-rgb", True), ("lpips", False)):
             key = f"hdc-perceptual vs {anchor}, {metric}"
             try:
-                out[key] = bd.bd_rate(a.results["bpp"], a.results[metric], test.results["bpp"], test.results[metric],
+                out[key] = bd.bd_rate(*_distinct(a, metric), *_distinct(test, metric),
                                       higher_is_better=higher, names=(anchor, "hdc-perceptual"))
             except Exception as e:  # curves that do not overlap in quality have no BD-rate
                 out[key] = f"n/a ({(str(e).splitlines() or ['error'])[0]})"
@@ -155,10 +187,10 @@ def bd_rows(curves: dict) -> dict:
 
 
 def table(curves: dict) -> str:
-    lines = [f"{'curve':34s} {'point':>5s} " + " ".join(f"{c:>11s}" for c in COLUMNS)]
+    lines = [f"{'curve':34s} {'point':>5s} " + " ".join(f"{c.replace('x_dists_subset', 'dists*'):>11s}" for c in TABLE)]
     for name, c in curves.items():
         for i in range(len(c)):
-            vals = [c.results[k][i] if c.has(k) else float("nan") for k in COLUMNS]
+            vals = [c.results[k][i] if c.has(k) else float("nan") for k in TABLE]
             lines.append(f"{name:34s} {i:5d} " + " ".join(f"{v:11.4f}" for v in vals))
     return "\n".join(lines)
 
@@ -170,28 +202,37 @@ def main(argv=None) -> int:
     if not files:
         sys.exit(f"small_study: error: {args.data}: no images")
     images = [(f.name, to_float(read_rgb(f))) for f in files]
-    study, out, t0 = Study(images), Path(args.out), time.time()
+    study, out, t0 = Study(images, args.dists_images), Path(args.out), time.time()
     out.mkdir(parents=True, exist_ok=True)
     run_lic(study, Path(args.runs))
     rates = run_hybrid(study, args.model)
     run_vq(study, args.model)
+    for item in args.ablation:
+        name, _, ckpt = item.partition("=")
+        run_hybrid(study, ckpt, ABLATION_MASKS, prefix=f"ablation-{name}")
     run_classical(study, rates)
     curves = {name: study.curve(name) for name in study.records}
     for name, c in curves.items():
         write_curve(out / f"{name}.json", c)
     low = [sum(r <= 0.05 for r in level) for level in rates]
+    # Images each classical codec coded at ≤ 0.05 bpp when asked for the hybrid's lowest rate.
+    low_classical = {c: sum(r["bpp"] <= 0.05 for r in study.records[c][0]) for c in CLASSICAL}
     summary = {
         "images": len(images), "seconds": round(time.time() - t0, 1), "masks": list(MASKS), "lic_runs": list(LIC_RUNS),
+        "ablation_masks": list(ABLATION_MASKS),
         "curves": {n: c.to_json() for n, c in curves.items()}, "bd_rate_percent": bd_rows(curves),
         "images_at_most_0.05_bpp_per_mask": dict(zip(MASKS, low)),
-        "metrics_unavailable": study.metrics.unavailable,
+        "classical_images_at_most_0.05_bpp": low_classical,
+        "dists_images": sorted(study.dists_names),
+        "metrics_unavailable": {**study.metrics.unavailable, **study.dists.unavailable},
     }
     write_json(out / "study.json", summary)
     fig = rd_figure(list(curves.values()), metrics=["psnr-rgb", "lpips"])
     save_figure(fig, out / "rd.png")
     print(table(curves))
-    print(json.dumps({"bd_rate_percent": summary["bd_rate_percent"],
-                      "images_at_most_0.05_bpp_per_mask": summary["images_at_most_0.05_bpp_per_mask"]}, indent=1))
+    print(json.dumps({k: summary[k] for k in ("bd_rate_percent", "images_at_most_0.05_bpp_per_mask",
+                                              "classical_images_at_most_0.05_bpp")}, indent=1))
+    print(f"dists*: mean over the first {len(study.dists_names)} images only")
     print(f"wrote {out}/study.json, {out}/rd.png and one JSON per curve ({summary['seconds']} s)")
     return 0
 

@@ -12,9 +12,9 @@ steps), then measures every final model on all of ``--data``:
 * the learning curves (val PSNR and LPIPS against steps and CPU minutes) into ``curves.png``;
 * ``kodim01`` (the first image) reconstructed by each variant into ``recon_<variant>.png``.
 
-Variants: ``tiny`` (zero padding, K=128; the configuration of the report), ``tiny-replicate``
-(only the padding changed) and ``small`` (replicate padding, K=512, wider code; the preset
-of the shipped model).
+Variants: ``tiny`` (zero padding, K=128, LPIPS weight 1.0: the configuration of the report),
+``tiny-replicate`` (only the padding changed), ``tiny-lpips0.2`` (only the LPIPS weight
+changed) and ``small`` (replicate padding, K=512, LPIPS 0.2: the shipped model's VQ recipe).
 """
 
 from __future__ import annotations
@@ -38,9 +38,10 @@ from hdc_lightning.evaluation.side_by_side import side_by_side
 from hdc_lightning.models.lic import pad_image
 
 VARIANTS = {
-    "tiny": ["model.preset=tiny", "model.args.padding_mode=zeros"],
-    "tiny-replicate": ["model.preset=tiny", "model.args.padding_mode=replicate"],
-    "small": ["model.preset=small"],
+    "tiny": ["model.preset=tiny", "model.args.padding_mode=zeros", "phase.perceptual_weight=1.0"],
+    "tiny-replicate": ["model.preset=tiny", "model.args.padding_mode=replicate", "phase.perceptual_weight=1.0"],
+    "tiny-lpips0.2": ["model.preset=tiny", "model.args.padding_mode=zeros", "phase.perceptual_weight=0.2"],
+    "small": ["model.preset=small", "phase.perceptual_weight=0.2"],
 }
 
 

@@ -4,9 +4,10 @@ Each level of ``ch_mult`` holds ``num_res_blocks`` residual blocks; every level 
 halves the resolution, so ``len(ch_mult) = 5`` gives the f16 token grid of the paper.
 
 ``padding_mode`` applies to every 3×3 conv and to the encoder's down-sampling pad. VQGAN
-pads with zeros; trained on small crops (a 128² crop is 8×8 tokens, half of them on the
-border) the decoder then learns the zero frame as content and paints a striped band along
-the image edges. ``"replicate"`` gives the border the statistics of the interior.
+pads with zeros, which tells every conv where the image edge is; on small training crops
+(a 128² crop is 8×8 tokens, most of them near an edge) ``"replicate"`` keeps the frame's
+statistics those of the interior. Whether zero padding causes the striped border band seen
+on Kodak is not settled yet (docs/vq.md); the `small` preset uses ``"replicate"``.
 """
 
 from __future__ import annotations

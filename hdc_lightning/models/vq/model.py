@@ -41,10 +41,9 @@ class VQOutput(NamedTuple):
 # on toy runs it keeps far more of the codebook alive than a full-dimensional lookup.
 TINY = dict(ch=32, ch_mult=(1, 1, 2, 2, 4), num_res_blocks=1, codebook_size=128, code_dim=32, lookup_dim=8,
             restart_after=50)
-# `small`: the CPU-trainable preset of the shipped model: the paper's f16 grid, a wider
-# trunk and K=512 (9 bits a token before masking) for colour and detail that K=128 lacks,
-# replicate padding (see blocks.py).
-SMALL = dict(ch=48, ch_mult=(1, 1, 2, 2, 4), num_res_blocks=1, codebook_size=512, code_dim=64, lookup_dim=16,
+# `small`: the CPU-trainable preset of the shipped model: the paper's f16 grid, K=512 (9 bits
+# a token before masking, 4x the tiny codebook) and replicate padding (see blocks.py).
+SMALL = dict(ch=32, ch_mult=(1, 1, 2, 2, 4), num_res_blocks=1, codebook_size=512, code_dim=64, lookup_dim=16,
              restart_after=50, padding_mode="replicate")
 PAPER = dict(ch=128, ch_mult=(1, 1, 2, 2, 4), num_res_blocks=2, codebook_size=1024, code_dim=256, lookup_dim=32,
              restart_after=200)

@@ -1,0 +1,72 @@
+"""The shipped `small` model: loads by name, round-trips deterministically, fails in one line."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from hdc_lightning import pretrained
+from hdc_lightning.codec import load_codec
+from hdc_lightning.errors import CheckpointError
+from hdc_lightning.testing import synthetic_image
+
+# md5 of the .hdc file of synthetic_image(96, 128, seed=3) coded by the shipped model (mask auto).
+# It changes only with a retrained model, the format, compressai's coder or torch's kernels.
+GOLDEN_MD5 = "FILLED_AFTER_TRAINING"
+
+
+@pytest.fixture(scope="module")
+def small():
+    return load_codec("small")
+
+
+def test_shipped_model_is_weights_only_and_small_enough():
+    path = pretrained.weights_path("small")
+    assert path.stat().st_size <= 20 * 2**20
+    obj = torch.load(path, map_location="cpu", weights_only=True)
+    assert set(obj) == {"state_dict", "hyper_parameters"}
+    assert obj["hyper_parameters"]["cfg"]["model"]["preset"] == "small"
+    assert pretrained.card_path("small").is_file()
+
+
+def test_round_trip_is_deterministic_and_pinned(small):
+    image = synthetic_image(96, 128, seed=3)
+    data = small.encode(image)
+    assert data == small.encode(image)
+    assert hashlib.md5(data).hexdigest() == GOLDEN_MD5
+    a, b = small.decode(data), small.decode(data)
+    assert torch.equal(a.image, b.image) and a.image.shape == image.shape
+    fidelity = small.decode(data, output="fidelity").image
+    assert fidelity.shape == image.shape and not torch.equal(fidelity, a.image)
+
+
+def test_unknown_name_lists_the_shipped_models():
+    with pytest.raises(CheckpointError, match="unknown pretrained model 'big'; shipped: small"):
+        load_codec("big") if pretrained.is_pretrained("big") else pretrained.weights_path("big")
+
+
+def test_missing_or_corrupt_shipped_file_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setattr(pretrained, "HERE", tmp_path)
+    with pytest.raises(CheckpointError) as err:
+        load_codec("small")
+    assert str(tmp_path / "small.pt") in str(err.value) and "\n" not in str(err.value)
+    (tmp_path / "small.pt").write_bytes(b"\x00" * 64)
+    with pytest.raises(CheckpointError) as err:
+        load_codec("small")
+    assert str(tmp_path / "small.pt") in str(err.value) and "\n" not in str(err.value)
+
+
+def test_cli_uses_the_shipped_model_by_default(tmp_path):
+    from PIL import Image
+
+    src = tmp_path / "im.png"
+    Image.fromarray((synthetic_image(64, 80, seed=4).permute(1, 2, 0) * 255).byte().numpy()).save(src)
+    hdc = [sys.executable, "-m", "hdc_lightning"]
+    subprocess.run([*hdc, "compress", str(src), "-o", str(tmp_path / "im.hdc")], check=True, capture_output=True)
+    subprocess.run([*hdc, "decompress", str(tmp_path / "im.hdc"), "-o", str(tmp_path / "out.png")],
+                   check=True, capture_output=True)
+    assert Image.open(tmp_path / "out.png").size == (80, 64)
