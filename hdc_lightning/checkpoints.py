@@ -1,8 +1,9 @@
-"""Checkpoint I/O: atomic writes, ``weights_only=True`` reads, clear errors.
+"""Checkpoint I/O: atomic writes, ``weights_only=True`` reads, clear errors. Plain torch.
 
-Lightning's trainer uses :class:`AtomicCheckpointIO` (a crash mid-write never leaves a
-half-written ``last.ckpt``: we write ``*.tmp`` then rename); later stages read earlier
-stages' weights with :func:`load_state_dict`.
+A crash mid-write never leaves a half-written file (:func:`atomic_torch_save` writes
+``*.tmp`` then renames; the trainer's plugin, :class:`hdc_lightning.callbacks.AtomicCheckpointIO`,
+uses it); later stages read earlier stages' weights with :func:`load_state_dict`, and
+``load_codec`` reads checkpoints through :func:`safe_load` without importing Lightning.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import torch
-from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from hdc_lightning.errors import CheckpointError
 
@@ -65,12 +65,3 @@ def load_state_dict(path: str | Path, prefix: str = "") -> dict[str, torch.Tenso
             raise CheckpointError(f"{path}: no weights under '{prefix}'")
     return state
 
-
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning CheckpointIO: temp file + rename on save, ``weights_only=True`` on load."""
-
-    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
-        atomic_torch_save(checkpoint, path)
-
-    def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict:
-        return safe_load(path, map_location=map_location or "cpu")

@@ -22,9 +22,10 @@ from typing import Any, Callable, Mapping
 from hdc_lightning.errors import RegistryError
 
 KINDS = ("model", "loss", "phase")
-# Packages whose import registers components; imported on first lookup so that
-# `import hdc_lightning.registry` stays cheap and free of side effects.
-_COMPONENT_PACKAGES = ("hdc_lightning.models", "hdc_lightning.losses", "hdc_lightning.phases")
+# The package whose import registers each kind; imported on the first lookup of that kind
+# only, so that `import hdc_lightning.registry` stays cheap and free of side effects and
+# building a model (e.g. in load_codec) never imports the phases, i.e. Lightning.
+_COMPONENT_PACKAGES = {"model": "hdc_lightning.models", "loss": "hdc_lightning.losses", "phase": "hdc_lightning.phases"}
 
 
 @dataclass
@@ -47,7 +48,6 @@ class Entry:
 
 
 _ENTRIES: dict[str, dict[str, Entry]] = {k: {} for k in KINDS}
-_loaded = False
 
 
 def _check_kind(kind: str) -> None:
@@ -68,17 +68,14 @@ def register(kind: str, name: str, presets: Mapping[str, Mapping[str, Any]] | No
     return deco
 
 
-def load_components() -> None:
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        for pkg in _COMPONENT_PACKAGES:
-            importlib.import_module(pkg)
+def load_components(kind: str) -> None:
+    """Import the package that registers ``kind`` (a no-op once imported)."""
+    importlib.import_module(_COMPONENT_PACKAGES[kind])
 
 
 def get(kind: str, name: str) -> Entry:
     _check_kind(kind)
-    load_components()
+    load_components(kind)
     try:
         return _ENTRIES[kind][name]
     except KeyError:
@@ -88,7 +85,7 @@ def get(kind: str, name: str) -> Entry:
 
 def names(kind: str) -> list[str]:
     _check_kind(kind)
-    load_components()
+    load_components(kind)
     return sorted(_ENTRIES[kind])
 
 

@@ -15,8 +15,7 @@ import lightning as L
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from hdc_lightning import registry, rundir
-from hdc_lightning.callbacks import LastCheckpoint
-from hdc_lightning.checkpoints import AtomicCheckpointIO
+from hdc_lightning.callbacks import AtomicCheckpointIO, LastCheckpoint, RDPFigureCallback
 from hdc_lightning.config.load import to_yaml
 from hdc_lightning.errors import ConfigError
 
@@ -33,14 +32,30 @@ def build_phase(cfg: dict) -> L.LightningModule:
     return registry.get("phase", cfg["phase"]["name"]).factory(cfg)
 
 
+class LightningData(L.LightningDataModule):
+    """The trainer's view of a plain data module (:mod:`hdc_lightning.data` needs no Lightning):
+    the trainer's rank and world size reach ``setup`` here."""
+
+    def __init__(self, data: Any):
+        super().__init__()
+        self.data = data
+
+    def setup(self, stage: str | None = None) -> None:
+        self.data.setup(stage, self.trainer.global_rank, self.trainer.world_size)
+
+    def train_dataloader(self):
+        return self.data.train_dataloader()
+
+    def val_dataloader(self):
+        return self.data.val_dataloader()
+
+
 def build_trainer(cfg: dict, run_dir: Path, extra_callbacks: list[L.Callback] | None = None) -> L.Trainer:
     t = dict(cfg["trainer"])
     logger = TensorBoardLogger(save_dir=str(run_dir), name="", version="tb", default_hp_metric=False)
     callbacks: list[L.Callback] = [LastCheckpoint(run_dir / "checkpoints", cfg["run"]["ckpt_every_n_steps"])]
     extra_callbacks = list(extra_callbacks or [])
     if cfg["run"]["rdp_figure"]:
-        from hdc_lightning.evaluation.tensorboard import RDPFigureCallback
-
         if not any(isinstance(c, RDPFigureCallback) for c in extra_callbacks):  # a caller's own one wins
             callbacks.append(RDPFigureCallback())
     callbacks += extra_callbacks
@@ -81,7 +96,7 @@ def fit(cfg: dict[str, Any], extra_callbacks: list[L.Callback] | None = None) ->
         )
     # Data and phase first: a bad shard pattern or missing weights fail before a run directory exists.
     L.seed_everything(run["seed"], workers=True, verbose=False)
-    datamodule = build_datamodule(cfg["data"], seed=run["seed"])
+    datamodule = LightningData(build_datamodule(cfg["data"], seed=run["seed"]))
     phase = build_phase(cfg)
     run_dir, resume_from = rundir.prepare(cfg)
     if rundir.is_launcher_rank_zero():

@@ -55,10 +55,18 @@ class ComponentSpec:
 
 @dataclass
 class PhaseConfig:
-    """Base of every phase's ``Config``: the ``phase.name`` picks the LightningModule."""
+    """Base of every phase's ``Config``: the ``phase.name`` picks the LightningModule.
+
+    The fields here are the validation contract every phase shares (see
+    :mod:`hdc_lightning.phases.base`); each phase adds its own fields and defaults.
+    """
 
     name: str = "???"
-    lr: float = 1e-4
+    val_lpips_net: str = "alex"  # LPIPS network of the validation metric (alex | vgg)
+    val_dists: bool = True  # DISTS at validation (VGG16 trunk; slower than LPIPS on a CPU)
+    # Tests/offline smoke runs only: LPIPS (loss and validation metric) on a randomly
+    # initialised trunk; its values are logged as ``lpips_random_trunk``, never as ``lpips``.
+    lpips_random_backbone: bool = False
 
 
 @dataclass

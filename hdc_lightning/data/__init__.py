@@ -1,9 +1,10 @@
 """Data: shard writing, the WebDataset training stream, the evaluation folder, demo data.
 
-Importing this package stays light (the config schema imports it); the Lightning
-DataModules load on first use.
+Importing this package stays light (the config schema imports it); the data modules
+load on first use. Nothing here imports Lightning (the trainer wraps the data module in
+:class:`hdc_lightning.train.LightningData`).
 
-    build_datamodule(cfg["data"], seed)   → DataModule (train: shards, val: folder)
+    build_datamodule(cfg["data"], seed)   → data module (train: shards, val: folder)
     TrainBatch(images, skipped)           → training batches
     EvalBatch(images, sizes, names)       → evaluation batches (one padded image)
     iter_folder_images(folder)            → (name, [3,H,W] float) for `hdc eval`

@@ -1,11 +1,14 @@
-"""The DataModule a training run uses: shards for training, a folder for validation."""
+"""The data a training run uses: shards for training, a folder for validation.
+
+Plain classes with Lightning's DataModule method names (``setup``, ``train_dataloader``,
+``val_dataloader``); the trainer sees them through :class:`hdc_lightning.train.LightningData`,
+so this package never imports Lightning.
+"""
 
 from __future__ import annotations
 
 from dataclasses import fields
 from typing import Any, Mapping
-
-import lightning as L
 
 from hdc_lightning.data.config import DataConfig, TrainDataConfig, ValDataConfig
 from hdc_lightning.data.folder import FolderDataModule
@@ -38,21 +41,20 @@ def data_config(data_cfg: Mapping[str, Any] | DataConfig | None) -> DataConfig:
                       _section(ValDataConfig, d.get("val"), "data.val"))
 
 
-class HDCDataModule(L.LightningDataModule):
+class HDCDataModule:
     """``train_dataloader`` streams shards (:class:`ShardDataModule`), ``val_dataloader``
     reads ``data.val.folder`` (:class:`FolderDataModule`); no validation when it is null."""
 
     def __init__(self, cfg: DataConfig, seed: int = 0, rank: int | None = None, world_size: int | None = None):
-        super().__init__()
         self.cfg = cfg
         self.train_dm = ShardDataModule(cfg.train, seed=seed, rank=rank, world_size=world_size)
         v = cfg.val
         self.val_dm = FolderDataModule(v.folder, v.pad_multiple, v.max_images, v.num_workers) if v.folder else None
 
-    def setup(self, stage: str | None = None) -> None:
+    def setup(self, stage: str | None = None, rank: int | None = None, world_size: int | None = None) -> None:
+        """``rank``/``world_size``: the trainer's (see ShardDataModule for which win)."""
         if stage in (None, "fit"):
-            self.train_dm.trainer = self.trainer  # it takes rank and world size from the trainer
-            self.train_dm.setup(stage)
+            self.train_dm.setup(stage, rank, world_size)
 
     def train_dataloader(self):
         return self.train_dm.train_dataloader()
@@ -68,7 +70,7 @@ def build_datamodule(data_cfg: Mapping[str, Any] | DataConfig, seed: int = 0, ra
                      world_size: int | None = None) -> HDCDataModule:
     """The run's DataModule from the resolved ``data:`` config.
 
-    ``rank``/``world_size`` default to the trainer's at ``setup()``; give them only to
-    simulate one rank of a multi-process run.
+    ``rank``/``world_size`` default to those given to ``setup()`` (the trainer's); give
+    them only to simulate one rank of a multi-process run.
     """
     return HDCDataModule(data_config(data_cfg), seed=seed, rank=rank, world_size=world_size)

@@ -13,7 +13,6 @@ import os
 from pathlib import Path
 from typing import Callable, Iterator
 
-import lightning as L
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
@@ -90,12 +89,11 @@ class FolderImages(IterableDataset):
             yield EvalBatch(pad_multiple(image, self.pad)[None], torch.tensor([[h, w]], dtype=torch.long), [name])
 
 
-class FolderDataModule(L.LightningDataModule):
+class FolderDataModule:
     """The evaluation half: the same folder loader for validation, test and predict."""
 
     def __init__(self, folder: str | os.PathLike, pad_multiple: int = 64, max_images: int | None = None,
                  num_workers: int = 0):
-        super().__init__()
         self.folder, self.pad_multiple, self.max_images = folder, pad_multiple, max_images
         self.num_workers = num_workers
         self.dataset = FolderImages(folder, pad_multiple, max_images)  # a bad folder fails here, early

@@ -29,7 +29,6 @@ import warnings
 from typing import Any, Iterable, Iterator
 from urllib.parse import urlparse
 
-import lightning as L
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
@@ -293,33 +292,32 @@ def check_train_config(cfg: TrainDataConfig) -> None:
         raise ConfigError("data.train.num_workers and data.train.shuffle_buffer must be >= 0")
 
 
-class ShardDataModule(L.LightningDataModule):
+class ShardDataModule:
     """The training half: :class:`ShardStream` batches for ``train_dataloader``.
 
-    ``rank``/``world_size`` default to the attached trainer's (``global_rank``,
-    ``world_size``); pass them to simulate a rank of a multi-process run.
+    ``rank``/``world_size`` given here win over those given to :meth:`setup` (where the
+    trainer's adapter, :class:`hdc_lightning.train.LightningData`, passes its own);
+    give them here to simulate a rank of a multi-process run.
     """
 
     def __init__(self, cfg: TrainDataConfig, seed: int = 0, rank: int | None = None, world_size: int | None = None):
-        super().__init__()
         check_train_config(cfg)
         self.cfg, self.seed = cfg, seed
         self.rank, self.world_size = rank, world_size
         self.urls = expand_shards(cfg.shards)  # fail before any training starts
         self.dataset: ShardStream | None = None
 
-    def _rank_world(self) -> tuple[int, int]:
-        trainer = self.trainer
-        rank = self.rank if self.rank is not None else (trainer.global_rank if trainer else 0)
-        world = self.world_size if self.world_size is not None else (trainer.world_size if trainer else 1)
+    def _rank_world(self, rank: int | None, world: int | None) -> tuple[int, int]:
+        rank = self.rank if self.rank is not None else (rank if rank is not None else 0)
+        world = self.world_size if self.world_size is not None else (world if world is not None else 1)
         if not 0 <= rank < world:
             raise ConfigError(f"rank {rank} is outside world size {world}")
         return rank, world
 
-    def setup(self, stage: str | None = None) -> None:
+    def setup(self, stage: str | None = None, rank: int | None = None, world_size: int | None = None) -> None:
         if self.dataset is not None:
             return
-        rank, world = self._rank_world()
+        rank, world = self._rank_world(rank, world_size)
         urls = self.urls
         workers = max(1, self.cfg.num_workers)
         if not self.cfg.resampled and len(urls) < world * workers:

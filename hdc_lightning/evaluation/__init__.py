@@ -9,7 +9,8 @@ Modules (heavy ones are imported only where used):
 * :mod:`.results` — CompressAI results JSON (read/validate/write) and per-image files
 * :mod:`.plot` — RD/RP figures (matplotlib, Agg canvas)
 * :mod:`.tiling` and :mod:`.runner` — the ``hdc eval`` loop with real bitstreams
-* :mod:`.tensorboard` — :class:`RDPFigureCallback` for training runs
+
+No Lightning here: the RD/RP figure of training runs is :mod:`hdc_lightning.callbacks.rdp`.
 """
 
 from hdc_lightning.evaluation.bd import BDError, bd_psnr, bd_quality, bd_rate

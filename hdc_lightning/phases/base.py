@@ -1,24 +1,49 @@
 """The common LightningModule base of the four training phases.
 
 A phase wraps plain ``nn.Module`` components (built from the registry) and owns their
-losses and optimisers. The base gives every phase the same logging helpers (scalars,
-image grids), the non-finite-loss guard, and the count of corrupt data samples skipped
-by the loader. Checkpoint cadence and the run directory are decided by
-:func:`hdc_lightning.train.fit`, not here.
+losses and optimisers. The base gives every phase its typed config (``self.c``), the
+logging helpers (scalars, image grids), the non-finite-loss guard, the count of corrupt
+samples skipped by the loader, weights-only initialisation and freezing, the one
+optimizer builder, and the validation contract (:meth:`PhaseModule.validation_step`):
+
+    EvalBatch ─ each image x ─ phase.code_val_image(x) ─ real bytes, decoded output(s)
+        └─ MetricSuite(x, output) ─ val/bpp, val/psnr, val/ms_ssim, val/lpips, val/dists
+                                    (+ ``_fidelity`` for a second output, + the phase's extras)
+
+Checkpoint cadence and the run directory are decided by :func:`hdc_lightning.train.fit`.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 import lightning as L
 import torch
 import torchvision
-
-from hdc_lightning.config.schema import PhaseConfig
 from lightning.pytorch.utilities import rank_zero_warn
 
+from hdc_lightning.codec.api import ModelId
+from hdc_lightning.codec.container import MODEL_ID_BYTES
+from hdc_lightning.config.load import validate_phase
+from hdc_lightning.config.schema import PhaseConfig
+from hdc_lightning.data.batches import EvalBatch
 from hdc_lightning.errors import CheckpointError, ConfigError, HDCError
+from hdc_lightning.evaluation.metrics import MetricSuite
+from hdc_lightning.models.lic.buffers import CDF_BUFFERS, resize_entropy_buffers
+
+# MetricSuite's result keys → the names every phase logs under ``val/``.
+VAL_METRICS = {"psnr-rgb": "psnr", "ms-ssim-rgb": "ms_ssim", "lpips": "lpips", "dists": "dists"}
+FIDELITY_SUFFIX = "_fidelity"  # the second output of the hybrid codec (x̂_lic)
+
+
+class ValImage(NamedTuple):
+    """What a phase's codec made of one validation image ``x`` [1, 3, h, w]."""
+
+    output: torch.Tensor  # the main decoded output [1, 3, h, w]
+    nbytes: int  # real bytes the codec wrote for this image
+    extras: Mapping[str, Any]  # phase-specific scalars, logged under their own names
+    panels: tuple = ()  # images shown after x in val/reconstruction (default: output)
+    fidelity: torch.Tensor | None = None  # a second output, measured with the same metrics
 
 
 class NonFiniteLossError(HDCError):
@@ -28,8 +53,9 @@ class NonFiniteLossError(HDCError):
 class PhaseModule(L.LightningModule):
     """Base of LICPretrain, VQCodebook, DRVDiffusion and FusionFinetune.
 
-    Subclasses set ``Config`` (a :class:`PhaseConfig` dataclass) and build their
-    components from ``self.cfg``; the full resolved config is stored in the checkpoint's
+    Subclasses set ``Config`` (a :class:`PhaseConfig` dataclass, the one place of their
+    defaults), build their components in ``__init__`` and implement
+    :meth:`code_val_image`; the full resolved config is stored in the checkpoint's
     hyper-parameters (plain types only, so ``weights_only=True`` loading works).
     """
 
@@ -39,11 +65,12 @@ class PhaseModule(L.LightningModule):
         super().__init__()
         self.save_hyperparameters({"cfg": dict(cfg)})
         self.cfg = dict(cfg)
-        self.pcfg = dict(cfg.get("phase", {}))
+        self.c = self.Config(**validate_phase(cfg.get("phase", {})))
         self._nonfinite_streak = 0
         self._nonfinite_total = 0
         self._skipped_samples = 0
         self._frozen: set[str] = set()
+        self._val_suite: MetricSuite | None = None  # built at the first validation, never saved
 
     # ---- data -----------------------------------------------------------------------
     def unpack_train_batch(self, batch: Any) -> torch.Tensor:
@@ -94,7 +121,7 @@ class PhaseModule(L.LightningModule):
         self._nonfinite_streak += 1
         self._nonfinite_total += 1
         self.log("train/nonfinite_steps", float(self._nonfinite_total), on_step=True, sync_dist=False)
-        limit = int(self.cfg.get("run", {}).get("max_nonfinite_steps", 10))
+        limit = int(self.cfg["run"]["max_nonfinite_steps"])
         if self._nonfinite_streak >= limit:
             if self.logger is not None:  # self.log() would be flushed after this step, which never ends
                 self.logger.log_metrics({"train/nonfinite_steps": float(self._nonfinite_total)}, step=self.global_step)
@@ -149,12 +176,12 @@ class PhaseModule(L.LightningModule):
                     f"module '{attr}' (e.g. '{next(iter(state))}'); another model?"
                 )
             for key, value in state.items():
-                if key in own and own[key].shape != value.shape and not _is_entropy_table(key):
+                if key in own and own[key].shape != value.shape and key.rsplit(".", 1)[-1] not in CDF_BUFFERS:
                     raise CheckpointError(
                         f"{src['ckpt']}: '{src.get('prefix', '')}{key}' has shape {tuple(value.shape)}, "
                         f"module '{attr}' expects {tuple(own[key].shape)} (another model or preset?)"
                     )
-            _resize_entropy_tables(module, state)
+            resize_entropy_buffers(module, state)  # an earlier stage's CDF tables load at their own shape
             result = module.load_state_dict(state, strict=False)
             line = (
                 f"init_from {attr} <- {src['ckpt']} [{src.get('prefix', '')}]: {len(state)} tensors, "
@@ -164,16 +191,84 @@ class PhaseModule(L.LightningModule):
             rank_zero_warn(line + _key_list("missing", result.missing_keys) + _key_list("unexpected", result.unexpected_keys))
         return report
 
+    # ---- optimisation -----------------------------------------------------------------
+    def build_optimizer(self, groups: list[dict], **adam: Any) -> torch.optim.Adam:
+        """One Adam over named groups that split the trainable parameters exactly.
+
+        Every phase builds its optimizer here, so the check is written once: no parameter
+        in two groups (it would get two updates), none left out (it would never learn).
+        Empty groups (parts an ablation switched off) are dropped.
+        """
+        groups = [g for g in groups if g["params"]]
+        ids = [id(p) for g in groups for p in g["params"]]
+        trainable = {id(p) for p in self.parameters() if p.requires_grad}
+        if len(ids) != len(set(ids)) or set(ids) != trainable:
+            names = ", ".join(g.get("name", "?") for g in groups)
+            raise AssertionError(f"optimizer groups ({names}) must split the trainable parameters exactly")
+        return torch.optim.Adam(groups, **adam)
+
+    # ---- validation: one contract for every phase ---------------------------------------
+    def code_val_image(self, x: torch.Tensor) -> ValImage:
+        """Encode ``x`` [1, 3, h, w] with the phase's codec and decode it (real bytes)."""
+        raise NotImplementedError
+
+    def val_codec(self, codec_cls: type, **options: Any) -> Any:
+        """The phase's codec around ``self.model`` as it is now (call after ``update()``).
+
+        Its model id is a placeholder: these files never leave the validation step.
+        """
+        model_id = ModelId(str(self.cfg["model"].get("name")), None, bytes(MODEL_ID_BYTES))
+        return codec_cls(self.model, model_id, device=str(self.device), **options)
+
+    def val_metrics(self, x: torch.Tensor, y: torch.Tensor, suffix: str = "") -> dict[str, float]:
+        """The shared quality metrics of ``y`` against ``x`` under their ``val/`` names."""
+        values = self.val_suite()(x[0], y[0].to(x.device))
+        return {self.val_name(k) + suffix: v for k, v in values.items()}
+
+    def val_suite(self) -> MetricSuite:
+        """The validation metrics (the RD/RP figure measures the classical codecs with it too)."""
+        if self._val_suite is None:
+            self._val_suite = MetricSuite(lpips=True, dists=self.c.val_dists, lpips_net=self.c.val_lpips_net,
+                                          device=str(self.device), lpips_random_backbone=self.c.lpips_random_backbone)
+        return self._val_suite
+
+    def val_name(self, key: str) -> str:
+        """``val/`` name of a MetricSuite key; a random LPIPS trunk is not LPIPS and says so."""
+        name = VAL_METRICS.get(key, key)
+        return "lpips_random_trunk" if name == "lpips" and self.c.lpips_random_backbone else name
+
+    def validation_step(self, batch: EvalBatch, batch_idx: int) -> dict[str, list]:
+        """Logs the contract for each image; returns ``{names, bpp}`` for the RD/RP figure."""
+        names, rates = [], []
+        for i, name in enumerate(batch.names):
+            h, w = (int(v) for v in batch.sizes[i])
+            x = batch.images[i : i + 1, :, :h, :w]
+            # The codec and the metrics run in float32 under any trainer precision, as `hdc compress` does.
+            with torch.autocast(self.device.type, enabled=False):
+                coded = self.code_val_image(x)
+                logs = {"bpp": 8.0 * coded.nbytes / (h * w), **self.val_metrics(x, coded.output)}
+                if coded.fidelity is not None:
+                    logs.update(self.val_metrics(x, coded.fidelity, FIDELITY_SUFFIX))
+            logs.update(coded.extras)
+            self.log_scalars("val", logs, on_step=False, on_epoch=True, batch_size=1)
+            names.append(str(name))
+            rates.append(logs["bpp"])
+            if batch_idx == 0 and i == 0:
+                self.log_image_grid("val/reconstruction", [x, *(coded.panels or (coded.output,))])
+        return {"names": names, "bpp": rates}
+
     # ---- checkpoint extras ----------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["hdc"] = {
             "nonfinite_total": self._nonfinite_total,
             "skipped_samples": self._skipped_samples,
-            "phase": self.pcfg.get("name"),
-            "model": dict(self.cfg.get("model", {})),
+            "phase": self.c.name,
+            "model": dict(self.cfg["model"]),
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # CDF tables have one shape before update() and another after: match the file's.
+        resize_entropy_buffers(self, checkpoint.get("state_dict", {}))
         extra = checkpoint.get("hdc", {})
         self._nonfinite_total = int(extra.get("nonfinite_total", 0))
         self._skipped_samples = int(extra.get("skipped_samples", 0))
@@ -193,24 +288,6 @@ def flatten_sources(sources: Mapping[str, Any], prefix: str = "") -> dict[str, A
         else:
             out[path] = value
     return out
-
-
-# CompressAI entropy models keep CDF tables whose shapes depend on update(); an earlier
-# stage's tables must be taken at their own shape, not rejected as a mismatch.
-_ENTROPY_TABLES = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
-
-
-def _is_entropy_table(key: str) -> bool:
-    return key.rsplit(".", 1)[-1] in _ENTROPY_TABLES
-
-
-def _resize_entropy_tables(module: torch.nn.Module, state: Mapping[str, torch.Tensor]) -> None:
-    own = dict(module.named_buffers())
-    for key, value in state.items():
-        if _is_entropy_table(key) and key in own and own[key].shape != value.shape:
-            path, _, name = key.rpartition(".")
-            owner = module.get_submodule(path) if path else module
-            owner.register_buffer(name, torch.empty_like(value, device=own[key].device))
 
 
 def _key_list(label: str, keys: list[str], limit: int = 8) -> str:

@@ -7,9 +7,10 @@ with two disjoint parameter groups (own learning rates) trains both in one backw
 no second optimizer (``global_step`` = batches, ``max_steps`` means batches) and every
 parameter receives a gradient each step (DDP needs no ``find_unused_parameters``).
 
-Every validation first runs ``update(force=True)`` and then really compresses and
-decompresses each validation image: ``val/bpp_real`` (payload bytes) and
-``val/bpp_file`` (with the container header) are logged beside ``val/bpp_est``.
+Every validation first runs ``update(force=True)``, then encodes and decodes each
+validation image with the LIC codec (the ``.hdc`` file ``hdc compress`` writes): the
+shared contract (``val/bpp`` from the file's bytes, quality of the decoded image) plus
+``val/bpp_est`` (the likelihoods' estimate) and ``val/rate_ratio`` (payload / estimate).
 """
 
 from __future__ import annotations
@@ -21,14 +22,15 @@ from typing import Any, List, Mapping
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torchmetrics.functional.image import multiscale_structural_similarity_index_measure, peak_signal_noise_ratio
+from torchmetrics.functional.image import multiscale_structural_similarity_index_measure
 
 from hdc_lightning import registry
-from hdc_lightning.codec.container import overhead_bytes
+from hdc_lightning.codec.lic import LICCodec
 from hdc_lightning.config.schema import PhaseConfig
 from hdc_lightning.errors import ConfigError
-from hdc_lightning.models.lic import estimated_bits, resize_entropy_buffers
-from hdc_lightning.phases.base import PhaseModule
+from hdc_lightning.evaluation.metrics import psnr_rgb
+from hdc_lightning.models.lic import estimated_bits
+from hdc_lightning.phases.base import PhaseModule, ValImage
 
 DISTORTIONS = ("mse", "ms-ssim")
 _MS_SSIM_BETAS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
@@ -43,7 +45,6 @@ class LICConfig(PhaseConfig):
     distortion: str = "mse"  # mse | ms-ssim
     lr_milestones: List[int] = field(default_factory=list)  # steps where the net lr is multiplied by lr_gamma
     lr_gamma: float = 0.1
-    val_real_codec: bool = True  # real compress/decompress at every validation
 
 
 def ms_ssim(x_hat: Tensor, x: Tensor) -> Tensor:
@@ -65,29 +66,23 @@ class LICPretrain(PhaseModule):
 
     def __init__(self, cfg: Mapping[str, Any]):
         super().__init__(cfg)
-        p = self.pcfg
-        self.distortion = str(p.get("distortion", "mse"))
-        if self.distortion not in DISTORTIONS:
-            raise ConfigError(f"phase.distortion: '{self.distortion}' is not one of {', '.join(DISTORTIONS)}")
-        self.lmbda = float(p.get("lmbda", LICConfig.lmbda))
+        if self.c.distortion not in DISTORTIONS:
+            raise ConfigError(f"phase.distortion: '{self.c.distortion}' is not one of {', '.join(DISTORTIONS)}")
         self.model = registry.build_spec("model", cfg["model"], where="model")
+        self._codec: LICCodec | None = None
 
     # ---- loss -------------------------------------------------------------------------
     def rd_terms(self, x: Tensor, x_hat: Tensor, likelihoods: Mapping[str, Tensor]) -> dict[str, Tensor]:
         num_pixels = x.shape[0] * x.shape[-2] * x.shape[-1]
         bpp = estimated_bits(dict(likelihoods)).sum() / num_pixels
         mse = F.mse_loss(x_hat, x)
-        if self.distortion == "mse":
+        if self.c.distortion == "mse":
             quality = None
-            distortion = self.lmbda * 255**2 * mse
+            distortion = self.c.lmbda * 255**2 * mse
         else:
             quality = ms_ssim(x_hat, x)
-            distortion = self.lmbda * (1 - quality)
+            distortion = self.c.lmbda * (1 - quality)
         return {"loss": distortion + bpp, "bpp_est": bpp, "distortion": distortion, "mse": mse, "ms_ssim": quality}
-
-    @staticmethod
-    def psnr(x_hat: Tensor, x: Tensor) -> Tensor:
-        return peak_signal_noise_ratio(x_hat.detach().clamp(0, 1), x, data_range=1.0, dim=(1, 2, 3))
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor | None:
         x = self.unpack_train_batch(batch)
@@ -99,7 +94,7 @@ class LICPretrain(PhaseModule):
             return None
         if self._logs_written_this_step():  # on other steps Lightning would drop on_step values anyway
             rd_loss = terms.pop("loss")
-            logs = {**terms, "rd_loss": rd_loss, "loss": loss, "aux_loss": aux, "psnr": self.psnr(out.x_hat, x)}
+            logs = {**terms, "rd_loss": rd_loss, "loss": loss, "aux_loss": aux, "psnr": psnr_rgb(x, out.x_hat)}
             if logs["ms_ssim"] is None:
                 with torch.no_grad():
                     logs["ms_ssim"] = ms_ssim(out.x_hat.detach(), x)
@@ -111,64 +106,32 @@ class LICPretrain(PhaseModule):
         connector = getattr(self._trainer, "_logger_connector", None)
         return True if connector is None else bool(connector.should_update_logs)
 
-    # ---- validation with the real entropy coder -----------------------------------------
+    # ---- validation: the LIC codec's own files ----------------------------------------------
     def on_validation_epoch_start(self) -> None:
         self.model.update(force=True)
+        self._codec = self.val_codec(LICCodec)
 
-    def validation_step(self, batch: Any, batch_idx: int) -> None:
-        images, sizes = batch[0], batch[1]
-        for i in range(images.shape[0]):
-            h, w = (int(v) for v in sizes[i])
-            x = images[i : i + 1, :, :h, :w]
-            out = self.model(x)
-            terms = self.rd_terms(x, out.x_hat, out.likelihoods)
-            if terms["ms_ssim"] is None:
-                terms["ms_ssim"] = ms_ssim(out.x_hat, x)
-            logs = {**terms, "psnr": self.psnr(out.x_hat, x)}
-            x_real = None
-            if self.pcfg.get("val_real_codec", True):
-                x_real, real = self._real_rate(x)
-                logs.update(real)
-                logs["rate_ratio"] = real["bpp_real"] / terms["bpp_est"].clamp_min(1e-12)
-                logs["psnr_real"] = self.psnr(x_real.to(x.device), x)
-            self.log_scalars("val", logs, on_step=False, on_epoch=True, batch_size=1)
-            if batch_idx == 0 and i == 0:
-                grid = [x, out.x_hat] + ([x_real.to(x.device)] if x_real is not None else [])
-                self.log_image_grid("val/reconstruction", grid)
-
-    def _real_rate(self, x: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    def code_val_image(self, x: Tensor) -> ValImage:
         h, w = x.shape[-2:]
-        compressed = self.model.compress(x)
-        lengths = [len(s[0]) for s in compressed.strings]
-        decoded = self.model.decompress(compressed.strings, compressed.shape)
-        payload = sum(lengths)
-        file_bytes = payload + overhead_bytes(h, w, lengths)
-        return decoded.x_hat, {
-            "bpp_real": torch.tensor(payload * 8.0 / (h * w), device=x.device),
-            "bpp_file": torch.tensor(file_bytes * 8.0 / (h * w), device=x.device),
-        }
+        data = self._codec.encode(x[0])
+        decoded = self._codec.decode(data)
+        bpp_est = estimated_bits(self.model(x).likelihoods).sum() / (h * w)
+        payload_bpp = 8.0 * sum(decoded.stream_bytes.values()) / (h * w)
+        extras = {"bpp_est": bpp_est, "rate_ratio": payload_bpp / bpp_est.clamp_min(1e-12)}
+        return ValImage(decoded.image[None], len(data), extras)
 
     # ---- optimisation -------------------------------------------------------------------
-    def param_groups(self) -> tuple[list[torch.nn.Parameter], list[torch.nn.Parameter]]:
-        """(net, aux): the ``.quantiles`` of the entropy bottleneck vs everything else."""
-        named = dict(self.named_parameters())
-        aux = [p for n, p in named.items() if n.endswith(".quantiles")]
-        net = [p for n, p in named.items() if not n.endswith(".quantiles")]
-        ids_net, ids_aux = {id(p) for p in net}, {id(p) for p in aux}
-        assert not ids_net & ids_aux, "net and aux parameter groups overlap"
-        assert ids_net | ids_aux == {id(p) for p in self.parameters()}, "parameter groups miss parameters"
-        assert aux, "the model has no entropy-bottleneck quantiles"
-        return net, aux
-
     def configure_optimizers(self):
-        net, aux = self.param_groups()
-        p = self.pcfg
-        opt = torch.optim.Adam(
-            [{"params": net, "lr": float(p.get("lr", 1e-4)), "name": "net"},
-             {"params": aux, "lr": float(p.get("aux_lr", 1e-3)), "name": "aux"}]
-        )
-        milestones = sorted(int(m) for m in p.get("lr_milestones") or [])
-        gamma = float(p.get("lr_gamma", 0.1))
+        # (net, aux): the entropy bottleneck's ``.quantiles`` vs everything else.
+        named = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
+        aux = [p for n, p in named if n.endswith(".quantiles")]
+        if not aux:
+            raise ConfigError(f"model.name: phase 'lic' needs a model with entropy-bottleneck quantiles, got '{self.cfg['model'].get('name')}'")
+        opt = self.build_optimizer([
+            {"params": [p for n, p in named if not n.endswith(".quantiles")], "lr": self.c.lr, "name": "net"},
+            {"params": aux, "lr": self.c.aux_lr, "name": "aux"},
+        ])
+        milestones, gamma = sorted(int(m) for m in self.c.lr_milestones), self.c.lr_gamma
 
         def net_factor(step: int) -> float:
             return gamma ** sum(step >= m for m in milestones)
@@ -185,9 +148,3 @@ class LICPretrain(PhaseModule):
             torch.nn.utils.clip_grad_value_(params, gradient_clip_val)
         else:
             torch.nn.utils.clip_grad_norm_(params, gradient_clip_val)
-
-    # ---- checkpoints ------------------------------------------------------------------
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        super().on_load_checkpoint(checkpoint)
-        # CDF tables have one shape before update() and another after: match the file's.
-        resize_entropy_buffers(self.model, checkpoint.get("state_dict", {}), prefix="model.")

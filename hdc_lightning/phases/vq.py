@@ -9,12 +9,13 @@ from typing import Any, Mapping, Optional
 import torch
 
 from hdc_lightning import registry
-from hdc_lightning.config.load import validate_phase
 from hdc_lightning.config.schema import PhaseConfig
 from hdc_lightning.errors import ConfigError
+from hdc_lightning.evaluation.metrics import psnr_rgb
 from hdc_lightning.losses.perceptual import resolve_backbone
 from hdc_lightning.losses.vqgan import VQGANLoss
-from hdc_lightning.phases.base import PhaseModule
+from hdc_lightning.models.lic import pad_image
+from hdc_lightning.phases.base import PhaseModule, ValImage
 
 
 @dataclass
@@ -26,7 +27,6 @@ class VQConfig(PhaseConfig):
     beta2: float = 0.9
     perceptual_weight: float = 1.0  # 0 trains without LPIPS (no backbone weights needed)
     lpips_net: str = "alex"
-    lpips_random_backbone: bool = False  # tests/offline smoke runs only: LPIPS with a random trunk
     lpips_backbone: Optional[str] = None  # path to torchvision's backbone weights (else HDC_LPIPS_BACKBONE / torch hub)
     disc_weight: float = 0.8
     disc_start: int = 10000  # batches before the adversarial terms switch on
@@ -60,7 +60,7 @@ class VQCodebook(PhaseModule):
     def __init__(self, cfg: Mapping[str, Any]):
         super().__init__(cfg)
         self.automatic_optimization = False
-        self.c = c = VQConfig(**validate_phase(self.pcfg))
+        c = self.c
         if c.perceptual_weight > 0 and not c.lpips_random_backbone:
             resolve_backbone(c.lpips_net, c.lpips_backbone)  # fail before building anything large
         self.model = registry.build_spec("model", cfg["model"], "model")
@@ -78,14 +78,10 @@ class VQCodebook(PhaseModule):
     def configure_optimizers(self):
         gen = [p for p in self.model.parameters() if p.requires_grad]
         disc = [p for p in self.loss.discriminator.parameters() if p.requires_grad]
-        ids_g, ids_d = {id(p) for p in gen}, {id(p) for p in disc}
-        trainable = {id(p) for p in self.parameters() if p.requires_grad}
-        assert not ids_g & ids_d and ids_g | ids_d == trainable, "the two groups must split all parameters"
-        groups = [
+        return self.build_optimizer([
             {"params": gen, "lr": self.c.lr, "name": "generator"},
             {"params": disc, "lr": self.c.disc_lr, "name": "discriminator"},
-        ]
-        return torch.optim.Adam(groups, betas=(self.c.beta1, self.c.beta2))
+        ], betas=(self.c.beta1, self.c.beta2))
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
         x = self.unpack_train_batch(batch)
@@ -102,8 +98,6 @@ class VQCodebook(PhaseModule):
             self.clip_gradients(opt, gradient_clip_val=self.c.grad_clip, gradient_clip_algorithm="norm")
         opt.step()
 
-        with torch.no_grad():
-            mse = torch.mean((x.float() - out.x_hat.float().clamp(0, 1)) ** 2)
         self.log_scalars("train", {
             "loss": loss, "l1": terms.rec,
             "lpips": terms.perceptual if self.loss.perceptual is not None else None,  # loss term (maybe random trunk)
@@ -111,7 +105,7 @@ class VQCodebook(PhaseModule):
             "logits_real": terms.logits_real, "logits_fake": terms.logits_fake,
             "codebook": out.codebook_loss, "commit": out.commit_loss,
             "prior_bits_per_index": out.prior_loss / math.log(2.0),
-            "perplexity": out.perplexity, "usage": out.usage, "psnr": -10 * torch.log10(mse.clamp_min(1e-10)),
+            "perplexity": out.perplexity, "usage": out.usage, "psnr": psnr_rgb(x, out.x_hat),
             "disc_active": float(self.global_step >= self.c.disc_start),
         }, on_step=True, prog_bar=False)
         if self.c.image_every > 0 and (self.global_step - 1) % self.c.image_every == 0:  # after step 1, 1+N, ...
@@ -122,25 +116,17 @@ class VQCodebook(PhaseModule):
         self.model.update()
         self._coder = self.model.index_coder()
 
-    def validation_step(self, batch: Any, batch_idx: int) -> None:
-        images, sizes = batch[0], batch[1]
-        h, w = (int(v) for v in sizes[0])
-        out = self.model(images)
-        x, x_hat = images[..., :h, :w], out.x_hat[..., :h, :w].clamp(0, 1)
-        mse = torch.mean((x.float() - x_hat.float()) ** 2)
-        data = self._coder.encode_indices(out.indices[0].cpu())  # full map of the padded image
-        bits_ideal = self.model.prior.bits(out.indices[0].cpu())
-        # A random LPIPS trunk (offline smoke runs) is not LPIPS: log it under another name.
-        lpips_key = "lpips_random_trunk" if self.c.lpips_random_backbone else "lpips"
-        self.log_scalars("val", {
-            "psnr": -10 * torch.log10(mse.clamp_min(1e-10)),
-            lpips_key: self.loss.perceptual(x_hat, x) if self.loss.perceptual is not None else None,
-            "bpp_indices": 8.0 * len(data) / (h * w),  # real rANS bytes
-            "bpp_indices_estimate": bits_ideal / (h * w),  # the prior's ideal code length
+    def code_val_image(self, x: torch.Tensor) -> ValImage:
+        # The VQ stage has no file format of its own: its bytes are the rANS-coded index map
+        # of the image padded to whole tokens, as the hybrid codec would send it in full.
+        h, w = x.shape[-2:]
+        out = self.model(pad_image(x, self.model.downsample))
+        data = self._coder.encode_indices(out.indices[0].cpu())
+        extras = {
+            "bpp_indices_estimate": self.model.prior.bits(out.indices[0].cpu()) / (h * w),  # the prior's ideal length
             "usage": out.usage, "perplexity": out.perplexity,
-        }, batch_size=1)
-        if batch_idx == 0:
-            self.log_image_grid("val/reconstruction", [x, x_hat])
+        }
+        return ValImage(out.x_hat[..., :h, :w].clamp(0, 1), len(data), extras)
 
     # ---- checkpoints: the stored CDF table always matches the stored logits ---------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:

@@ -1,4 +1,4 @@
-"""Two CPU processes (gloo): the DataModule takes rank and world size from the trainer,
+"""Two CPU processes (gloo): the data module takes rank and world size from the trainer,
 ranks get different batches, and both run the same number of steps (no hang)."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import torch
 
 from data_helpers import sample_id
 from hdc_lightning.data import build_datamodule
+from hdc_lightning.train import LightningData
 
 
 class Recorder(L.LightningModule):
@@ -43,7 +44,7 @@ def test_two_process_ddp_exact_epochs(tagged_shards, tmp_path):
     trainer = L.Trainer(accelerator="cpu", devices=2, strategy="ddp_spawn", max_steps=4, max_epochs=-1,
                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, default_root_dir=str(tmp_path))
-    trainer.fit(Recorder(str(tmp_path)), datamodule=build_datamodule(cfg, seed=1))
+    trainer.fit(Recorder(str(tmp_path)), datamodule=LightningData(build_datamodule(cfg, seed=1)))
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [r["world"] for r in ranks] == [2, 2]
     assert [len(r["ids"]) for r in ranks] == [4, 4]  # two nominal epochs of 2 batches on each rank

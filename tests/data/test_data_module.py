@@ -9,6 +9,7 @@ import torch
 from data_helpers import save_image
 from hdc_lightning.data import EvalBatch, TrainBatch, build_datamodule
 from hdc_lightning.errors import ConfigError, DataError
+from hdc_lightning.train import LightningData
 
 
 def data_cfg(shards: str, val: str | None, **train) -> dict:
@@ -50,7 +51,7 @@ def test_lightning_fit_uses_nominal_epochs_and_named_val_images(tagged_shards, t
                         limit_val_batches=2, num_sanity_val_steps=0, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
                         default_root_dir=str(tmp_path))
-    trainer.fit(probe, datamodule=dm)
+    trainer.fit(probe, datamodule=LightningData(dm))
     assert trainer.num_training_batches == 3  # the nominal epoch
     assert probe.seen_train == [0, 0, 0, 1, 1]
     assert probe.seen_val[:2] == ["x.png", "y.png"]

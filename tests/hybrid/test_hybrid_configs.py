@@ -6,8 +6,7 @@ import pytest
 from conftest import REPO
 
 from hdc_lightning.config import load_config
-from hdc_lightning.models.hybrid import part_spec
-from hdc_lightning.phases.drv import flatten_sources
+from hdc_lightning.phases.base import flatten_sources
 from hdc_lightning.pipeline import load_pipeline, plan
 
 PIPELINES = ["tiny", "paper", "ladder", "ablation"]
@@ -28,8 +27,6 @@ def test_pipeline_stage_commands_validate(name, tmp_path):
             expected = {"model.lic", "model.vq"} if p.stage.name == "drv" else {"model"}
             assert set(sources) == expected and all(s["prefix"] == "model." for s in sources.values())
             assert cfg["model"]["name"] == "hdc"
-            masks = part_spec("masks", cfg["model"]["preset"], (cfg["model"]["args"].get("parts") or {}).get("masks"))
-            assert masks["args"].get("mode", "auto") == cfg["phase"]["val_mask"]
 
 
 def test_drv_and_fusion_stages_agree_on_the_model():

@@ -43,14 +43,14 @@ def register_nonfinite_phase() -> None:
         Config = NonFiniteConfig
 
         def training_step(self, batch, batch_idx):
-            p = self.pcfg
-            if self.global_step in p["nan_steps"] or 0 <= p["nan_from"] <= self.global_step:
+            p = self.c
+            if self.global_step in p.nan_steps or 0 <= p.nan_from <= self.global_step:
                 x = self.unpack_train_batch(batch)
                 return self.guard_loss(self.model(x).x_hat.mean() * float("nan"))
             return super().training_step(batch, batch_idx)
 
         def on_train_batch_end(self, outputs, batch, batch_idx):
-            if self.global_step == self.pcfg["blow_up_at"]:
+            if self.global_step == self.c.blow_up_at:
                 with torch.no_grad():
                     next(self.model.g_s.parameters()).view(-1)[0] = float("inf")
 

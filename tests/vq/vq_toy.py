@@ -21,6 +21,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from hdc_lightning.config import load_config  # noqa: E402
+from hdc_lightning.data.batches import EvalBatch  # noqa: E402
 from hdc_lightning.train import build_phase, build_trainer  # noqa: E402
 
 
@@ -45,7 +46,7 @@ class ToyData(L.LightningDataModule):
         img = self.images[0].clone()
         img[:, 60:, :] = img[:, 59:60, :]  # "padding" below row 60 and right of column 56
         img[:, :, 56:] = img[:, :, 55:56]
-        return DataLoader([(img, torch.tensor([60, 56]), "toy0")], batch_size=1)
+        return DataLoader([EvalBatch(img, torch.tensor([60, 56]), "toy0")], batch_size=1)
 
 
 def toy_cfg(root: str | Path, *overrides: str) -> dict:

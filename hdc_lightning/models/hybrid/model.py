@@ -28,7 +28,10 @@ DRV_MODES = {"both": ("L", "P"), "none": (), "predictor": ("P",), "enhancer": ("
 
 
 class HDCOutput(NamedTuple):
-    """What the training forward computes (phases pick their losses from it)."""
+    """What the training forward computes (phases pick their losses from it).
+
+    With ``fuse=False`` only x_hat, drvs, sent and drv_target are set (the rest is None).
+    """
 
     x_hat: Tensor  # base LIC reconstruction, clamped to [0, 1] (frozen LIC, no gradient)
     drvs: DRVs  # the DRVs the fusion modules were steered by (fields None when switched off)
@@ -38,6 +41,7 @@ class HDCOutput(NamedTuple):
     logits: Tensor  # T's logits [B, K, h, w]
     d_hat: Tensor  # completed index map fed to the VQ decoder (sent kept, argmax elsewhere)
     x_tilde: Tensor  # perceptual output (VQ decoder of the corrected latent), not clamped
+    drv_target: DRVs | None = None  # drv_source="unrolled": the ground truth the denoisers match
 
 
 def part_spec(part: str, base: str | None, override: Any) -> dict:
@@ -187,27 +191,44 @@ class HDCModel(HybridCoding, nn.Module):
         x_tilde = self.correct_and_decode(d_hat, cond, drvs)
         return HDCOutput(x_hat, drvs, x_hat_lic, indices, sent.expand_as(indices), logits, d_hat, x_tilde)
 
-    def forward(self, x: Tensor, sent: Tensor | None = None, drv_source: str = "extracted", seed: int | None = None) -> HDCOutput:
+    def forward(
+        self,
+        x: Tensor,
+        sent: Tensor | None = None,
+        drv_source: str = "extracted",
+        seed: int | None = None,
+        *,
+        reveal_max: float = 0.0,
+        detach_lic: bool = True,
+        fuse: bool = True,
+    ) -> HDCOutput:
         """One training pass on crops ``x`` [B, 3, H, W] (H, W multiples of 16).
 
         ``drv_source``: "extracted" (ground truth from (x̂, x): phase 3, step 1),
-        "unrolled" (denoisers from noised ground truth: phase 3, step 2) or "sampled"
-        (the decoder's DRVs from ``seed``: phase 4). ``sent`` defaults to a training mask.
+        "unrolled" (denoisers from noised ground truth, which is returned as
+        ``drv_target``: phase 3, step 2) or "sampled" (the decoder's DRVs from ``seed``:
+        phase 4). ``sent`` defaults to a training mask (``reveal_max``, see
+        :meth:`MaskPolicy.training_masks`). ``fuse=False`` stops after the DRVs.
         """
         check_grid(x)
         b, _, h, w = x.shape
         if sent is None:
-            sent = self.training_masks(b, h // TOKEN, w // TOKEN, device=x.device)
+            sent = self.training_masks(b, h // TOKEN, w // TOKEN, device=x.device, reveal_max=reveal_max)
         x_hat = self.base_reconstruction(x)
+        target = None
         if drv_source == "extracted":
             drvs = self.extract(x_hat, x)
         elif drv_source == "unrolled":
-            drvs = self.unroll_drvs(x_hat, self.extract(x_hat, x))
+            with torch.no_grad():  # the extractor is the denoisers' teacher, not trained through them
+                target = self.extract(x_hat, x)
+            drvs = self.unroll_drvs(x_hat, target)
         elif drv_source == "sampled":
             drvs = self.sample_drvs(x_hat, seed)
         else:
             raise ValueError(f"drv_source must be extracted, unrolled or sampled, got {drv_source!r}")
-        return self.fuse(x, x_hat, drvs, sent)
+        if not fuse:
+            return HDCOutput(x_hat, drvs, None, None, sent, None, None, None, target)
+        return self.fuse(x, x_hat, drvs, sent, detach_lic=detach_lic)._replace(drv_target=target)
 
     # ---- coding ----------------------------------------------------------------------------
     def update(self, force: bool = False, **_: Any) -> bool:

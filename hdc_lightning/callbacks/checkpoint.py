@@ -1,4 +1,4 @@
-"""Trainer callbacks shared by every phase."""
+"""``last.ckpt``: when it is written (:class:`LastCheckpoint`) and how (:class:`AtomicCheckpointIO`)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,26 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_warn
+
+from hdc_lightning.checkpoints import atomic_torch_save, safe_load
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning CheckpointIO: temp file + rename on save, ``weights_only=True`` on load."""
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        atomic_torch_save(checkpoint, path)
+
+    def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict:
+        return safe_load(path, map_location=map_location or "cpu")
 
 
 class LastCheckpoint(L.Callback):
     """Write ``last.ckpt`` every ``every_n_steps`` optimisation steps and when training ends.
 
-    Writes go through :class:`~hdc_lightning.checkpoints.AtomicCheckpointIO` (temp file +
+    Writes go through :class:`AtomicCheckpointIO` (temp file +
     rename), so a kill at any moment leaves the previous complete checkpoint.
     """
 

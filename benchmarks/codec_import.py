@@ -1,0 +1,61 @@
+"""Start-up cost of the inference path: import + ``load_codec`` + one encode/decode, in fresh processes.
+
+Each round starts a new interpreter that imports ``hdc_lightning.codec``, loads a tiny
+randomly initialised checkpoint (LIC or hybrid), encodes and decodes one 64x64 image, and
+reports the seconds to import + load and whether ``lightning`` was imported on the way.
+Prints the median over rounds.
+
+    python benchmarks/codec_import.py [--model lic|hdc] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+CHILD = r"""
+import json, sys, time
+t0 = time.perf_counter()
+import torch
+t_torch = time.perf_counter()
+from hdc_lightning.codec import load_codec
+codec = load_codec(sys.argv[1])
+t_load = time.perf_counter()
+x = torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(0))
+codec.decode(codec.encode(x))
+print(json.dumps({"torch_s": t_torch - t0, "import_load_s": t_load - t_torch,
+                  "lightning": any(m == "lightning" or m.startswith(("lightning.", "pytorch_lightning"))
+                                   for m in sys.modules)}))
+"""
+
+
+def make_checkpoint(model: str, folder: Path) -> Path:
+    from hdc_lightning.testing import random_init_checkpoint
+
+    spec = {"name": model, "preset": "tiny", "args": {}}
+    return random_init_checkpoint(folder / f"{model}.ckpt", spec)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="lic", choices=["lic", "hdc"])
+    ap.add_argument("--rounds", type=int, default=5)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        ckpt = make_checkpoint(args.model, Path(tmp))
+        runs = []
+        for _ in range(args.rounds):
+            out = subprocess.run([sys.executable, "-c", CHILD, str(ckpt)], capture_output=True, text=True, check=True)
+            runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    med = {k: statistics.median(r[k] for r in runs) for k in ("torch_s", "import_load_s")}
+    print(f"model {args.model}: import torch {med['torch_s']:.2f} s; import hdc_lightning.codec + load_codec "
+          f"{med['import_load_s']:.2f} s (median of {args.rounds}); lightning imported: {runs[0]['lightning']}")
+
+
+if __name__ == "__main__":
+    main()
