@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from hdc_lightning.pretrained import add_model_args
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
@@ -15,8 +17,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument("image", help="input image (PNG, JPEG, ...)")
     p.add_argument("-o", "--out", required=True, help="output PNG")
-    p.add_argument("--model", default=None, help="shipped model name (default: small)")
-    p.add_argument("--ckpt", default=None, help="hybrid checkpoint written by `hdc fit` (instead of --model)")
+    add_model_args(p)
     p.add_argument("--mask", default=None, help="mask mode: auto | full | 1/4 | 1/9 | none (default: the model's)")
     p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
     p.set_defaults(run=run)
@@ -32,14 +33,12 @@ def run(args: argparse.Namespace) -> int:
     from hdc_lightning.evaluation.metrics import MetricSuite
     from hdc_lightning.evaluation.side_by_side import describe, side_by_side
 
-    if args.model and args.ckpt:
-        raise ConfigError("give --model or --ckpt, not both")
     out = Path(args.out)
     if out.suffix.lower() != ".png":
         raise ConfigError(f"{out}: the side-by-side is written as PNG (name it .png)")
     if out.exists() and not args.force:
         raise ConfigError(f"{out}: exists; pass --force to overwrite it")
-    ref = args.ckpt or args.model or pretrained.DEFAULT
+    ref = pretrained.choose(args.model, args.ckpt)
     options = {"mask": args.mask} if args.mask else {}
     codec = load_codec(ref, **options)
     if not hasattr(codec, "decode_full"):

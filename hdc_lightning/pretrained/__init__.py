@@ -38,3 +38,19 @@ def weights_path(name: str) -> Path:
 
 def card_path(name: str) -> Path:
     return weights_path(name).with_suffix(".md")
+
+
+def choose(model: str | None, ckpt: str | None) -> str:
+    """What a command codes with: ``--ckpt PATH``, else ``--model NAME``, else the default model."""
+    from hdc_lightning.errors import ConfigError
+
+    if model and ckpt:
+        raise ConfigError("give --model or --ckpt, not both")
+    return ckpt or model or DEFAULT
+
+
+def add_model_args(parser, what: str = "code") -> None:
+    """``--model NAME`` and ``--ckpt PATH`` (one or neither) on a command's parser."""
+    parser.add_argument("--model", default=None, help=f"shipped model to {what} with: {', '.join(names())} "
+                        f"(used when neither --model nor --ckpt is given: {DEFAULT})")
+    parser.add_argument("--ckpt", default=None, help="checkpoint written by `hdc fit` (e.g. runs/NAME/checkpoints/last.ckpt)")
