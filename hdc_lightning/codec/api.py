@@ -120,21 +120,44 @@ def _load_model(ckpt: dict, spec: dict, path: str) -> nn.Module:
         raise CheckpointError(f"{path}: no weights under '{STATE_PREFIX}'")
     resize_entropy_buffers(model, state)
     try:
-        model.load_state_dict(state, strict=True)
+        skipped = getattr(model, "TRAINING_ONLY", ())
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        wrong = [k for k in missing if not (_derived(k) or k.startswith(skipped))] + list(unexpected)
+        if wrong:
+            raise RuntimeError(f"missing or unexpected keys: {', '.join(wrong[:5])}")
+        with torch.no_grad():  # deterministic contents, so the model id does not depend on init
+            for key, tensor in model.state_dict().items():
+                if key in missing and key.startswith(skipped):
+                    tensor.zero_()
     except RuntimeError as e:
         first = str(e).strip().splitlines()[0][:200]
         raise CheckpointError(f"{path}: weights do not fit model {spec.get('name')}/{spec.get('preset')} ({first})") from None
     return model
 
 
-def export_checkpoint(model: nn.Module, spec: dict, path: str) -> None:
+# Entropy-coder tables that ``update(force=True)`` rebuilds from the weights at every load:
+# exported files leave them out (a quarter of the shipped model's size).
+DERIVED_TABLES = ("._quantized_cdf", "._cdf_length", "._offset")
+
+
+def _derived(key: str) -> bool:
+    return key.endswith(DERIVED_TABLES)
+
+
+def export_checkpoint(model: nn.Module, spec: dict, path: str, half: bool = False) -> None:
     """Write a weights-only checkpoint ``load_codec`` accepts (no optimizer state).
 
-    ``spec`` is the model's config spec ``{name, preset, args}``.
+    ``spec`` is the model's config spec ``{name, preset, args}``. ``half=True`` stores float
+    tensors as float16 (half the file; they load back into the float32 model).
     """
     from hdc_lightning.checkpoints import atomic_torch_save
 
-    state = {f"{STATE_PREFIX}{k}": v.detach().cpu() for k, v in model.state_dict().items()}
+    def keep(v: torch.Tensor) -> torch.Tensor:
+        v = v.detach().cpu()
+        return v.half() if half and v.is_floating_point() else v
+
+    state = {f"{STATE_PREFIX}{k}": keep(v) for k, v in model.state_dict().items()
+             if not (_derived(k) or k.startswith(getattr(model, "TRAINING_ONLY", ())))}
     spec = {"name": spec.get("name"), "preset": spec.get("preset"), "args": dict(spec.get("args") or {})}
     atomic_torch_save({"state_dict": state, "hyper_parameters": {"cfg": {"model": spec}}}, path)
 
@@ -142,11 +165,13 @@ def export_checkpoint(model: nn.Module, spec: dict, path: str) -> None:
 def load_codec(ckpt_path: str, **options: Any) -> ImageCodec:
     """Rebuild the checkpoint's model, load its weights, ``update(force=True)``, wrap it.
 
-    ``options`` go to the codec's constructor (e.g. ``device``).
+    ``ckpt_path`` is a checkpoint file or the name of a shipped model (``"small"``, see
+    :mod:`hdc_lightning.pretrained`). ``options`` go to the codec's constructor (e.g. ``device``).
     """
     import hdc_lightning.codec  # noqa: F401  (registers the built-in codecs)
+    from hdc_lightning import pretrained
 
-    path = str(ckpt_path)
+    path = str(pretrained.weights_path(ckpt_path) if pretrained.is_pretrained(ckpt_path) else ckpt_path)
     ckpt = safe_load(path)
     spec = dict(checkpoint_config(ckpt, path).get("model") or {})
     name = spec.get("name")

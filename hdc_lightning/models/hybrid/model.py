@@ -65,7 +65,7 @@ def part_spec(part: str, base: str | None, override: Any) -> dict:
     return spec
 
 
-@register("model", "hdc", presets={"tiny": dict(base="tiny"), "paper": dict(base="paper")})
+@register("model", "hdc", presets={"tiny": dict(base="tiny"), "small": dict(base="small"), "paper": dict(base="paper")})
 class HDCModel(HybridCoding, nn.Module):
     """HDCompression: a low-rate LIC stream plus a masked VQ-index stream, fused by DRVs.
 
@@ -93,6 +93,10 @@ class HDCModel(HybridCoding, nn.Module):
         correction_drv: False builds the correction without FiLM even when v_P exists.
         drv_seed: the default DRV seed the codec writes into its header.
     """
+
+    # State prefixes of parts that only training runs (DRVs are extracted from the ground
+    # truth): codec exports leave them out and loading fills them with zeros.
+    TRAINING_ONLY = ("extractor.",)
 
     def __init__(
         self,
