@@ -118,17 +118,15 @@ def _load_model(ckpt: dict, spec: dict, path: str) -> nn.Module:
     state = {k[len(STATE_PREFIX):]: v for k, v in state.items() if k.startswith(STATE_PREFIX)}
     if not state:
         raise CheckpointError(f"{path}: no weights under '{STATE_PREFIX}'")
+    # What an export leaves out: the entropy tables (update(force=True) rebuilds them after
+    # loading) and training-only parts (zeros, so the model id does not depend on init).
+    skipped = getattr(model, "TRAINING_ONLY", ())
+    for key, value in model.state_dict().items():
+        if key not in state and (_derived(key) or key.startswith(skipped)):
+            state[key] = value if _derived(key) else torch.zeros_like(value)
     resize_entropy_buffers(model, state)
     try:
-        skipped = getattr(model, "TRAINING_ONLY", ())
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        wrong = [k for k in missing if not (_derived(k) or k.startswith(skipped))] + list(unexpected)
-        if wrong:
-            raise RuntimeError(f"missing or unexpected keys: {', '.join(wrong[:5])}")
-        with torch.no_grad():  # deterministic contents, so the model id does not depend on init
-            for key, tensor in model.state_dict().items():
-                if key in missing and key.startswith(skipped):
-                    tensor.zero_()
+        model.load_state_dict(state, strict=True)
     except RuntimeError as e:
         first = str(e).strip().splitlines()[0][:200]
         raise CheckpointError(f"{path}: weights do not fit model {spec.get('name')}/{spec.get('preset')} ({first})") from None
