@@ -9,11 +9,11 @@ uses it); later stages read earlier stages' weights with :func:`load_state_dict`
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
-
 from hdc_lightning.errors import CheckpointError
 
 
@@ -32,11 +32,16 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
             tmp.unlink()
 
 
-def safe_load(path: str | Path, map_location: Any = "cpu") -> dict:
-    """``torch.load(weights_only=True)`` with one-line errors naming the file."""
+def safe_load(path: str | Path, map_location: Any = "cpu", legacy: bool = False) -> dict:
+    """``torch.load(weights_only=True)`` with one-line errors naming the file.
+
+    ``legacy=True`` also reads torch's pre-1.6 (non-zip) format, still weights-only: the
+    files third-party packages ship (lpips' heads, torchmetrics' DISTS weights)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
+    if not legacy and not zipfile.is_zipfile(path):  # torch.save writes zip archives; torch's own error here is a long notice
+        raise CheckpointError(f"{path}: not a checkpoint (not an archive written by torch.save)")
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises many types for bad files
@@ -64,4 +69,3 @@ def load_state_dict(path: str | Path, prefix: str = "") -> dict[str, torch.Tenso
         if not state:
             raise CheckpointError(f"{path}: no weights under '{prefix}'")
     return state
-

@@ -167,8 +167,9 @@ def lpips_package_heads(net: str) -> dict[str, torch.Tensor]:
     """The linear heads the ``lpips`` package ships for ``net``."""
     import lpips
 
-    path = Path(lpips.__file__).parent / "weights" / "v0.1" / f"{net}.pth"
-    return torch.load(path, map_location="cpu", weights_only=True)
+    from hdc_lightning.checkpoints import safe_load
+
+    return safe_load(Path(lpips.__file__).parent / "weights" / "v0.1" / f"{net}.pth", legacy=True)
 
 
 def check_heads(heads: dict[str, torch.Tensor], net: str, source: str) -> None:

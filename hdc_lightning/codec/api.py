@@ -127,7 +127,7 @@ def _load_model(ckpt: dict, spec: dict, path: str) -> nn.Module:
     resize_entropy_buffers(model, state)
     try:
         model.load_state_dict(state, strict=True)
-    except RuntimeError as e:
+    except (RuntimeError, KeyError) as e:  # compressai looks its table keys up by name
         first = str(e).strip().splitlines()[0][:200]
         raise CheckpointError(f"{path}: weights do not fit model {spec.get('name')}/{spec.get('preset')} ({first})") from None
     return model

@@ -163,7 +163,7 @@ def load_dists() -> nn.Module:
                 setattr(self, f"stage{k}", stage)
             self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, -1, 1, 1))
             self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, -1, 1, 1))
-            ab = torch.load(str(_PATH_WEIGHT_DISTS), map_location="cpu", weights_only=True)
+            ab = safe_load(_PATH_WEIGHT_DISTS, legacy=True)
             self.alpha = nn.Parameter(ab["alpha"].float())
             self.beta = nn.Parameter(ab["beta"].float())
 

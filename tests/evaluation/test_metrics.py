@@ -37,15 +37,16 @@ def test_ms_ssim_skips_images_too_small_for_five_scales():
 
 
 def test_lpips_and_dists_unavailable_without_weights(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty hub: no backbone weights
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty hub and no `hdc weights` output
     monkeypatch.delenv("HDC_LPIPS_BACKBONE", raising=False)
+    monkeypatch.delenv("HDC_WEIGHTS_DIR", raising=False)
     monkeypatch.setattr(metrics, "_announced", set())
     suite = MetricSuite(lpips=True, dists=True)
     out = suite(REF, REF * 0.95)
     out2 = suite(REF, REF * 0.9)
     assert "lpips" not in out and "dists" not in out2 and "psnr-rgb" in out
-    assert "alexnet-owt-7be5be79.pth" in suite.unavailable["lpips"] and str(tmp_path) in suite.unavailable["lpips"]
-    assert "vgg16-397923af.pth" in suite.unavailable["dists"]
+    assert "alexnet-trunk.pt" in suite.unavailable["lpips"] and str(tmp_path) in suite.unavailable["lpips"]
+    assert "vgg16-trunk.pt" in suite.unavailable["dists"] and "hdc weights" in suite.unavailable["dists"]
     err = capsys.readouterr().err
     assert err.count("LPIPS unavailable") == 1 and err.count("DISTS unavailable") == 1  # said once
 

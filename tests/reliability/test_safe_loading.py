@@ -132,6 +132,18 @@ def test_no_unsafe_deserialisation_or_eval_in_the_package():
     assert found == [("hdc_lightning/checkpoints.py", "torch.load", True)], found
 
 
+def test_the_one_unpickler_is_the_restricted_one():
+    """`hdc weights` reads third-party pickles: through a subclass of pickle.Unpickler whose
+    find_class admits numpy's array reconstruction only (tests/losses/test_weights.py)."""
+    subclasses = []
+    for path in sorted(SRC.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and any(ast.unparse(b).endswith("Unpickler") for b in node.bases):
+                methods = {n.name for n in node.body if isinstance(n, ast.FunctionDef)}
+                subclasses.append((path.relative_to(REPO).as_posix(), node.name, "find_class" in methods))
+    assert subclasses == [("hdc_lightning/weights.py", "ArrayUnpickler", True)], subclasses
+
+
 # ---- configs ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("tag", [
     "!!python/object/apply:pathlib.Path.touch",
