@@ -214,6 +214,11 @@ def main(argv=None) -> int:
     curves = {name: study.curve(name) for name in study.records}
     for name, c in curves.items():
         write_curve(out / f"{name}.json", c)
+    # T's accuracy on the unsent positions, per mask level ("full" sends every index: none).
+    index_accuracy = {
+        mask: {k: sum(r[k] for r in recs) / len(recs) for k in recs[0] if k.startswith("x_index_acc")}
+        for mask, recs in zip(MASKS, study.records["hdc-perceptual"]) if mask != "full"
+    }
     low = [sum(r <= 0.05 for r in level) for level in rates]
     # Images each classical codec coded at ≤ 0.05 bpp when asked for the hybrid's lowest rate.
     low_classical = {c: sum(r["bpp"] <= 0.05 for r in study.records[c][0]) for c in CLASSICAL}
@@ -221,6 +226,7 @@ def main(argv=None) -> int:
         "images": len(images), "seconds": round(time.time() - t0, 1), "masks": list(MASKS), "lic_runs": list(LIC_RUNS),
         "ablation_masks": list(ABLATION_MASKS),
         "curves": {n: c.to_json() for n, c in curves.items()}, "bd_rate_percent": bd_rows(curves),
+        "index_accuracy": index_accuracy,
         "images_at_most_0.05_bpp_per_mask": dict(zip(MASKS, low)),
         "classical_images_at_most_0.05_bpp": low_classical,
         "dists_images": sorted(study.dists_names),
@@ -230,7 +236,7 @@ def main(argv=None) -> int:
     fig = rd_figure(list(curves.values()), metrics=["psnr-rgb", "lpips"])
     save_figure(fig, out / "rd.png")
     print(table(curves))
-    print(json.dumps({k: summary[k] for k in ("bd_rate_percent", "images_at_most_0.05_bpp_per_mask",
+    print(json.dumps({k: summary[k] for k in ("bd_rate_percent", "index_accuracy", "images_at_most_0.05_bpp_per_mask",
                                               "classical_images_at_most_0.05_bpp")}, indent=1))
     print(f"dists*: mean over the first {len(study.dists_names)} images only")
     print(f"wrote {out}/study.json, {out}/rd.png and one JSON per curve ({summary['seconds']} s)")
