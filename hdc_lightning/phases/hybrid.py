@@ -77,7 +77,7 @@ class HybridPhaseConfig(PhaseConfig):
     index_weight: float = 1.0  # masked cross-entropy of T
     label_smoothing: float = 0.0
     correction_weight: float = 1.0  # L1 of x̃ against x
-    perceptual_weight: float = 0.0  # LPIPS of x̃ (needs the backbone weights, see losses/perceptual.py)
+    perceptual_weight: float = 0.5  # LPIPS of x̃ (the trunk `hdc weights` makes); 0 trains without it
     lpips_net: str = "alex"
     lpips_backbone: Optional[str] = None
     reveal_max: float = 0.0  # training masks also reveal up to this share of other tokens (for T steps > 1)
@@ -103,11 +103,14 @@ class HybridPhase(PhaseModule):
         c = self.c
         if c.enhancer_loss not in ("l1", "mse"):
             raise ConfigError(f"phase.enhancer_loss: '{c.enhancer_loss}' is not one of l1, mse")
-        if cfg["model"].get("name") != "hdc":
-            raise ConfigError(f"model.name: phase '{c.name}' trains the hybrid model 'hdc', got '{cfg['model'].get('name')}'")
+        name = cfg["model"].get("name")
+        if name != "hdc":
+            raise ConfigError(f"model.name: phase '{c.name}' trains the hybrid model 'hdc', got '{name}'")
         crop = cfg["data"]["train"].get("crop")
         if crop is not None and int(crop) % TOKEN:
-            raise ConfigError(f"data.train.crop: phase '{c.name}' needs a multiple of {TOKEN} (the VQ token size), got {crop}")
+            raise ConfigError(
+                f"data.train.crop: phase '{c.name}' needs a multiple of {TOKEN} (the VQ token size), got {crop}"
+            )
         self.model = registry.build_spec("model", cfg["model"], "model")
         self._check_initialised()
         self._freeze_outside_groups()
@@ -171,7 +174,8 @@ class HybridPhase(PhaseModule):
             first = missing[0]
             raise ConfigError(
                 f"run.init_from: phase '{self.c.name}' needs trained weights for {', '.join(missing)} "
-                f"(e.g. run.init_from.{first}.ckpt=runs/<stage>/checkpoints/last.ckpt run.init_from.{first}.prefix=model.; "
+                f"(e.g. run.init_from.{first}.ckpt=runs/<stage>/checkpoints/last.ckpt "
+                f"run.init_from.{first}.prefix=model.; "
                 "see experiments/pipeline/tiny.yaml), or phase.allow_random_init=true for smoke tests"
             )
 
@@ -216,9 +220,10 @@ class HybridPhase(PhaseModule):
         terms = {
             "enhancer_loss": rec, "index_ce": ce, "correction_l1": corr, "lpips": perc,
             "index_acc": masked_accuracy(out.logits, out.indices, out.sent),
-            "psnr_x_hat": psnr_rgb(x, out.x_hat), "psnr_x_hat_lic": psnr_rgb(x, out.x_hat_lic),
-            "psnr_x_tilde": psnr_rgb(x, out.x_tilde),
         }
+        if self.logging_this_step():
+            terms.update(psnr_x_hat=psnr_rgb(x, out.x_hat), psnr_x_hat_lic=psnr_rgb(x, out.x_hat_lic),
+                         psnr_x_tilde=psnr_rgb(x, out.x_tilde))
         return loss, terms
 
     # ---- validation: the hybrid codec's own files, both outputs ---------------------------------
