@@ -6,7 +6,8 @@ On every image of ``--data`` (the 24 Kodak images for the published table) it me
 with real bytes (bpp = file bytes × 8 / pixels) and the project's one metrics module
 (PSNR, MS-SSIM, LPIPS-alex on every image; DISTS on the first ``--dists-images``):
 
-* ``lic``: the LIC stream alone, one point per trained λ (``RUNS/lic_lo``, ``lic``, ``lic_hi``);
+* ``lic``: the LIC stream alone, one point per trained λ (``RUNS/lic_lo``, ``lic``, ``lic_hi``, or
+  the shipped copies ``small-lic-lo``, ``small-lic``, ``small-lic-hi``);
 * ``hdc-fidelity`` / ``hdc-perceptual``: the hybrid's x̂_lic and x̃ at each mask level;
 * ``vq``: the VQ stream alone (the full index map, entropy-coded, through the VQ decoder);
 * ``jpeg`` / ``webp`` / ``avif``: each image matched to the hybrid's own bpp at each level;
@@ -39,6 +40,7 @@ from hdc_lightning.models.lic import pad_image
 from hdc_lightning.models.hybrid import TOKEN
 
 LIC_RUNS = ("lic_lo", "lic", "lic_hi")
+SHIPPED_LIC = {"lic_lo": "small-lic-lo", "lic": "small-lic", "lic_hi": "small-lic-hi"}  # fp16 copies of the runs
 MASKS = ("1/9", "1/4", "auto", "full")
 ABLATION_MASKS = ("1/4", "auto")
 CLASSICAL = ("jpeg", "webp", "avif")
@@ -49,7 +51,8 @@ TABLE = (*COLUMNS, "x_dists_subset")
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", required=True, help="folder of evaluation images (Kodak for the published table)")
-    p.add_argument("--runs", default="runs/small", help="run folder of experiments/pipeline/small.yaml (LIC ladder)")
+    p.add_argument("--runs", default=None, help="run folder of experiments/pipeline/small.yaml for the LIC ladder "
+                   "(default: the shipped fp16 copies small-lic-lo, small-lic, small-lic-hi)")
     p.add_argument("--model", default="small", help="hybrid: a pretrained name or a checkpoint path")
     p.add_argument("-o", "--out", default="results/small_study", help="output folder")
     p.add_argument("--limit", type=int, default=None, help="first N images only")
@@ -60,12 +63,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def stage_ckpt(runs: Path, stage: str) -> Path:
-    """A stage's checkpoint in either pipeline layout (``<stage>/`` or a link to ``shared/``)."""
+def stage_ckpt(runs: Path | None, stage: str) -> str:
+    """A stage's checkpoint in either pipeline layout, or the shipped copy when no --runs is given."""
+    if runs is None:
+        return SHIPPED_LIC[stage]
     path = runs / stage / "checkpoints" / "last.ckpt"
     if not path.is_file():
         sys.exit(f"small_study: error: {path} not found; train it with `hdc pipeline experiments/pipeline/small.yaml`")
-    return path
+    return str(path)
 
 
 class Study:
@@ -100,7 +105,7 @@ class Study:
         return curve_from_points(name, points)
 
 
-def run_lic(study: Study, runs: Path) -> None:
+def run_lic(study: Study, runs: Path | None) -> None:
     for p, stage in enumerate(LIC_RUNS):
         codec = load_codec(stage_ckpt(runs, stage))
         for name, x in study.images:
@@ -204,7 +209,7 @@ def main(argv=None) -> int:
     images = [(f.name, to_float(read_rgb(f))) for f in files]
     study, out, t0 = Study(images, args.dists_images), Path(args.out), time.time()
     out.mkdir(parents=True, exist_ok=True)
-    run_lic(study, Path(args.runs))
+    run_lic(study, Path(args.runs) if args.runs else None)
     rates = run_hybrid(study, args.model)
     run_vq(study, args.model)
     for item in args.ablation:

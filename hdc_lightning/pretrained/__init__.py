@@ -12,7 +12,9 @@ from pathlib import Path
 from hdc_lightning.errors import CheckpointError
 
 HERE = Path(__file__).resolve().parent
-MODELS = {"small": "small.pt"}
+# The hybrid, and its LIC stream's λ ladder alone (λ = 0.0003, 0.0006, 0.0012) for comparisons.
+MODELS = {"small": "small.pt", "small-lic-lo": "small-lic-lo.pt", "small-lic": "small-lic.pt",
+          "small-lic-hi": "small-lic-hi.pt"}
 DEFAULT = "small"
 
 
@@ -37,7 +39,8 @@ def weights_path(name: str) -> Path:
 
 
 def card_path(name: str) -> Path:
-    return weights_path(name).with_suffix(".md")
+    """The model card; the LIC-alone points share the hybrid's (`small-lic*` → `small.md`)."""
+    return weights_path(name).with_name(name.split("-")[0] + ".md")
 
 
 def choose(model: str | None, ckpt: str | None) -> str:
