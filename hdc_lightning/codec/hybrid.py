@@ -24,6 +24,7 @@ fast but only reproducible on that GPU type.
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from contextlib import contextmanager
 from typing import Any
@@ -114,22 +115,29 @@ class HybridCodec:
     def stream_names(self) -> list[str]:
         return self.lic_names + ["schedule", "indices"]
 
-    def encode(self, image: Tensor) -> bytes:
+    def encode(self, image: Tensor, *, mask: str | None = None) -> bytes:
+        """One file; ``mask`` overrides the codec's mask mode for this image (rate control tries several)."""
+        if mask is not None and mask not in MASK_MODES:
+            raise ConfigError(f"mask mode '{mask}' is unknown; choose one of {', '.join(MASK_MODES)}")
         check_image(image, self.limits)
         h, w = (int(s) for s in image.shape[-2:])
         with fixed_threads(self.threads):
-            c = self.model.compress(image[None].to(self.device, torch.float32), self.mask, self.seed, self.steps)
+            c = self.model.compress(image[None].to(self.device, torch.float32), mask or self.mask, self.seed, self.steps)
         streams = [*c.lic_strings, c.schedule, c.indices]
         params = pack_params(c.mask_mode, c.seed, c.steps)
         return pack(self.kind, self.model_id.digest, h, w, streams, params=params, limits=self.limits)
 
-    def decode(self, data: bytes, *, source: str = "<bytes>", output: str = "perceptual", **options: Any) -> Decoded:
+    def decode(
+        self, data: bytes, *, source: str = "<bytes>", output: str | None = None, realism: float | None = None,
+        **options: Any,
+    ) -> Decoded:
+        """x̃ (``output="perceptual"``, the default, = ``realism=1``), x̂_lic (``"fidelity"``, =
+        ``realism=0``) or, for 0 < realism < 1, their pixel mix (see :func:`mix_outputs`)."""
         if options:
             raise HDCError(f"the hdc codec takes no decode option {', '.join(sorted(options))}")
-        if output not in OUTPUT_KINDS:
-            raise ConfigError(f"output '{output}' is unknown; choose one of {', '.join(OUTPUT_KINDS)}")
-        header, decoded = self.decode_full(data, source=source, output=output)
-        image = decoded.x_tilde if output == "perceptual" else decoded.x_hat_lic
+        a = _realism_of(output, realism)
+        header, decoded = self.decode_full(data, source=source, output=_OUTPUT_OF.get(a, "both"))
+        image = mix_outputs(decoded.x_hat_lic, decoded.x_tilde, a)
         return Decoded(image[0].float().cpu(), dict(zip(self.stream_names(), header.stream_lengths)), header.size)
 
     def decode_full(
@@ -160,6 +168,71 @@ class HybridCodec:
             first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
             raise BitstreamError(f"{source}: payload does not decode ({first})") from None
         return header, out
+
+
+# ---- realism: the perception-distortion knob of the decoder --------------------------------
+_OUTPUT_OF = {0.0: "fidelity", 1.0: "perceptual"}  # the end points decode only what they show
+
+
+def check_realism(value: float, flag: str = "realism") -> float:
+    """A number in [0, 1]; ConfigError (one line) otherwise."""
+    try:
+        a = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{flag} {value!r}: not a number; give a value in [0, 1]") from None
+    if not 0.0 <= a <= 1.0:  # also refuses nan
+        raise ConfigError(f"{flag} {value!r}: must be in [0, 1] (0 fidelity, 1 perceptual)")
+    return a
+
+
+def _realism_of(output: str | None, realism: float | None) -> float:
+    if output is not None and output not in OUTPUT_KINDS:
+        raise ConfigError(f"output '{output}' is unknown; choose one of {', '.join(OUTPUT_KINDS)}")
+    if realism is None:
+        return 0.0 if output == "fidelity" else 1.0
+    a = check_realism(realism)
+    if output is not None and a != (1.0 if output == "perceptual" else 0.0):
+        raise ConfigError(f"output '{output}' contradicts realism {a:g}; give one of the two")
+    return a
+
+
+def mix_outputs(x_hat_lic: Tensor, x_tilde: Tensor | None, a: float) -> Tensor:
+    """(1 − a)·x̂_lic + a·x̃, with a = 0 and 1 returning the two outputs untouched.
+
+    Why a pixel mix: fidelity and realism cannot both be optimal (the perception-distortion
+    trade-off, Blau & Michaeli, CVPR 2018), and for squared error with a Wasserstein-2
+    realism index the estimators on that trade-off are exactly mixes of the MMSE estimate
+    and a perfect-realism estimate (Freirich et al., NeurIPS 2021). x̂_lic plays the
+    MMSE-like part and x̃ the realistic one; they are not those optima, so the mix is the
+    principled approximation, measured in docs/operating-point.md. Plain float arithmetic on
+    the two outputs: deterministic wherever they are.
+    """
+    if a == 0.0:
+        return x_hat_lic
+    if a == 1.0:
+        return x_tilde
+    return ((1.0 - a) * x_hat_lic + a * x_tilde).clamp(0, 1)
+
+
+class WithRealism:
+    """A hybrid codec whose ``decode`` uses one realism value; encodes are cached per image,
+    so a sweep over realism codes each image once (``hdc eval --realism``)."""
+
+    def __init__(self, codec: HybridCodec, realism: float, cache: dict | None = None):
+        self.codec, self.realism = codec, check_realism(realism)
+        self.cache = {} if cache is None else cache
+
+    def encode(self, image: Tensor) -> bytes:
+        key = (tuple(image.shape), hashlib.sha1(image.float().contiguous().numpy().tobytes()).digest())
+        if key not in self.cache:
+            self.cache[key] = self.codec.encode(image)
+        return self.cache[key]
+
+    def decode(self, data: bytes, **options: Any) -> Decoded:
+        return self.codec.decode(data, realism=self.realism, **options)
+
+    def record(self) -> dict:
+        return {"realism": self.realism}
 
 
 def _check_schedule_mode(schedule: bytes, mode: str, source: str) -> None:
