@@ -1,19 +1,29 @@
-"""Staged runs: the four phases in order, each in its own run directory.
+"""Staged runs: the four phases in order, each stage trained once however many points use it.
 
 A pipeline YAML names its stages (each a training config plus overrides), which earlier
-stages each one initialises from (weights only) and what it freezes, and optionally a
-rate ladder (per-point overrides per stage)::
+stages each one initialises from (weights only) and what it freezes, optionally overrides
+for every stage, and optionally a rate ladder (per-point overrides per stage)::
 
     name: tiny
+    overrides: [data.train.shards=/data/train-{000000..000099}.tar]   # every stage
     stages:
       - {name: lic, config: ../lic/tiny.yaml}
       - {name: vq,  config: ../vq/tiny.yaml}
       - name: drv
         config: ../drv/tiny.yaml
-        init_from: {lic: {stage: lic, prefix: model.}, vq: {stage: vq, prefix: model.}}
-        freeze: [lic, vq]
+        init_from: {model.lic: {stage: lic, prefix: model.}, model.vq: {stage: vq, prefix: model.}}
+        freeze: [model.lic, model.vq]
     ladder:
       - {name: r1, overrides: {lic: [phase.lmbda=0.0005]}}
+
+A stage run is content-addressed: its identity is its resolved config plus the identities of
+the stage runs it initialises from, so two points, two ablation variants or two recipes under
+one root that resolve to the same stage share one run, and a stage whose config changed is a
+new run. Layout::
+
+    runs/shared/<stage>-<hash>/        the stage run (an ``hdc fit`` run directory)
+    runs/shared/<stage>-<hash>.json    the identity it was hashed from
+    runs/<name>/<point>/<stage>  ->  ../../shared/<stage>-<hash>    (no ladder: runs/<name>/<stage>)
 
 Each stage runs as its own ``hdc fit`` process (so Lightning's DDP launcher, torchrun and
 SLURM work per stage exactly as for a single phase). Rerunning after an interruption
@@ -23,25 +33,43 @@ skips finished stages (``done.json``) and resumes the interrupted one from ``las
 from __future__ import annotations
 
 import ctypes
+import fcntl
+import hashlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from hdc_lightning.config.load import load_layers, validate
+from hdc_lightning.config.load import load_config, load_layers, validate
 from hdc_lightning.errors import ConfigError, HDCError
-from hdc_lightning.rundir import last_ckpt_of
+from hdc_lightning.rundir import is_launcher_rank_zero, last_ckpt_of
 
 DONE_FILE = "done.json"
+SHARED = "shared"
+HASH_CHARS = 8
+
+# Settings that say where a stage is written or how it is watched, not what it trains: they
+# stay out of its identity, so e.g. another checkpoint cadence does not retrain a stage.
+# run.init_from of the pipeline is replaced by the identities of the source stage runs.
+NOT_IN_IDENTITY = {
+    "run": ("name", "root", "resume", "overwrite", "config_path",  # placement and start mode
+            "ckpt_every_n_steps", "min_free_mb", "rdp_figure"),  # checkpoint cadence, disk check, TB figure
+    "trainer": ("log_every_n_steps", "enable_progress_bar"),
+    "phase": ("image_every",),  # TensorBoard image grids
+}
+STAGE_SECTIONS = ("run", "trainer", "data", "model", "phase")  # keys a pipeline-wide override may set
+PIPELINE_KEYS = ("name", "root")
+SET_BY_PIPELINE = ("run.name", "run.root", "run.resume", "run.overwrite", "run.init_from", "run.freeze")
 
 
 @dataclass
@@ -64,22 +92,48 @@ class RatePoint:
 class PipelineSpec:
     name: str = "???"
     root: str = "runs"
+    overrides: list[str] = field(default_factory=list)  # every stage; its own overrides win
     stages: list[StageSpec] = field(default_factory=list)
     ladder: list[RatePoint] = field(default_factory=list)
+
+
+def _split_overrides(items: list[str]) -> tuple[list[str], list[str]]:
+    """CLI items → (pipeline keys such as root=..., overrides of every stage such as data.x=...)."""
+    own, stages = [], []
+    for item in items:
+        key = item.split("=", 1)[0].strip()
+        head = key.split(".", 1)[0]
+        if "=" not in item or head not in PIPELINE_KEYS + STAGE_SECTIONS:
+            raise ConfigError(f"pipeline override '{item}': expected {'|'.join(PIPELINE_KEYS)}=VALUE or "
+                              f"<{'|'.join(STAGE_SECTIONS)}>.KEY=VALUE (applied to every stage)")
+        (own if head in PIPELINE_KEYS else stages).append(item)
+    return own, stages
+
+
+def _check_stage_wide(items: list[str], where: str) -> None:
+    for item in items:
+        key = item.split("=", 1)[0].strip()
+        if any(key == k or key.startswith(k + ".") for k in SET_BY_PIPELINE):
+            raise ConfigError(f"{where}: '{key}' is set by the pipeline per stage (use root=... for the run folder)")
 
 
 def load_pipeline(path: str | Path, overrides: list[str] = ()) -> tuple[PipelineSpec, Path]:
     path = Path(path)
     raw = load_layers(path)
-    if overrides:
+    own, stage_wide = _split_overrides(list(overrides))
+    if own:
         try:
-            raw = OmegaConf.merge(raw, OmegaConf.from_dotlist(list(overrides)))
+            raw = OmegaConf.merge(raw, OmegaConf.from_dotlist(own))
         except (OmegaConfBaseException, yaml.YAMLError) as e:
             raise ConfigError(f"pipeline overrides: {e}") from None
     try:
         spec: PipelineSpec = OmegaConf.to_object(validate(raw, PipelineSpec, ""))
     except OmegaConfBaseException as e:
         raise ConfigError(f"{path}: {getattr(e, 'full_key', '')}: {str(e).splitlines()[0]}") from None
+    spec.overrides = list(spec.overrides) + stage_wide  # the command line after the file
+    _check_stage_wide(spec.overrides, f"{path}: overrides")
+    if spec.name == SHARED:
+        raise ConfigError(f"{path}: pipeline name '{SHARED}' is reserved for the stage runs")
     if not spec.stages:
         raise ConfigError(f"{path}: 'stages' is empty")
     seen: list[str] = []
@@ -94,23 +148,57 @@ def load_pipeline(path: str | Path, overrides: list[str] = ()) -> tuple[Pipeline
         if not (path.parent / st.config).is_file():
             raise ConfigError(f"{path}: stages.{st.name}.config: {path.parent / st.config} not found")
         seen.append(st.name)
+    names = [p.name for p in spec.ladder]
     for point in spec.ladder:
         unknown = set(point.overrides) - set(seen)
         if unknown:
             raise ConfigError(f"{path}: ladder.{point.name}.overrides names unknown stages: {', '.join(sorted(unknown))}")
+        if names.count(point.name) > 1:
+            raise ConfigError(f"{path}: ladder point name '{point.name}' appears twice")
     return spec, path
+
+
+def stage_identity(cfg: dict, sources: dict[str, tuple[str, str]]) -> dict:
+    """The resolved config minus :data:`NOT_IN_IDENTITY`, plus ``{attr: (source key, prefix)}``."""
+    ident = json.loads(json.dumps(cfg, default=str))
+    for section, keys in NOT_IN_IDENTITY.items():
+        for key in keys:
+            ident.get(section, {}).pop(key, None)
+    ident["init_from_stages"] = {attr: {"stage": key, "prefix": prefix} for attr, (key, prefix) in sorted(sources.items())}
+    return ident
+
+
+def digest(identity: dict) -> str:
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 @dataclass
 class StagePlan:
+    """One stage run, and the ladder points that use it."""
+
     stage: StageSpec
-    run_root: Path
+    run_root: Path  # <root>/shared
     config: Path
     overrides: list[str]
+    identity: dict
+    sources: dict[str, tuple["StagePlan", str]]  # {attr: (source stage run, prefix)}
+    links: dict[str, Path] = field(default_factory=dict)  # {point: readable path linking here}
+    key: str = ""  # <stage>-<short hash of the identity>
+
+    def __post_init__(self) -> None:
+        self.key = f"{self.stage.name}-{digest(self.identity)[:HASH_CHARS]}"
 
     @property
     def run_dir(self) -> Path:
-        return self.run_root / self.stage.name
+        return self.run_root / self.key
+
+    @property
+    def identity_file(self) -> Path:
+        return self.run_root / f"{self.key}.json"
+
+    @property
+    def points(self) -> list[str]:
+        return list(self.links)
 
     def done(self) -> dict | None:
         marker = self.run_dir / DONE_FILE
@@ -121,22 +209,65 @@ class StagePlan:
                 return None
         return None
 
+    @property
+    def lock_file(self) -> Path:
+        return self.run_root / f".{self.key}.lock"
+
+    def running(self) -> bool:
+        """Another pipeline holds this stage's lock (it is training it now)."""
+        try:
+            with open(self.lock_file) as f:
+                fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        except OSError:
+            pass
+        return False
+
+    def status(self) -> str:
+        if self.done() is not None:
+            return "done"
+        if self.running():
+            return "running"
+        return "resumable" if last_ckpt_of(self.run_dir).is_file() else "to do"
+
     def command(self) -> list[str]:
         """The ``hdc fit`` command for this stage: resume, init_from or a fresh start."""
-        args = [f"run.root={self.run_root}", f"run.name={self.stage.name}", *self.overrides]
+        args = [f"run.root={self.run_root}", f"run.name={self.key}", *self.overrides]
         if last_ckpt_of(self.run_dir).is_file():
             args.append("run.resume=true")  # full state; init_from would be ignored, so none is passed
         else:
             args.append("run.overwrite=true")  # a stage killed before its first checkpoint starts over
-            for attr, src in self.stage.init_from.items():
-                ckpt = last_ckpt_of(self.run_root / src["stage"])
-                args += [f"run.init_from.{attr}.ckpt={ckpt}", f"run.init_from.{attr}.prefix={src.get('prefix', '')}"]
-        if self.stage.freeze:
-            args.append(f"run.freeze=[{','.join(self.stage.freeze)}]")
+            for attr, (src, prefix) in self.sources.items():
+                args += [f"run.init_from.{attr}.ckpt={last_ckpt_of(src.run_dir)}", f"run.init_from.{attr}.prefix={prefix}"]
         return [sys.executable, "-m", "hdc_lightning", "fit", str(self.config), *args]
+
+    def replaced(self, point: str) -> tuple[str, list[str]] | None:
+        """(old run, differing keys) when ``point``'s link leads to another run of this stage."""
+        link = self.links[point]
+        if not link.is_symlink() or Path(os.readlink(link)).name == self.key:
+            return None
+        old = link.resolve()
+        try:
+            return old.name, _diff(json.loads(old.with_name(old.name + ".json").read_text())["identity"], self.identity)
+        except (OSError, json.JSONDecodeError, KeyError):
+            return old.name, []
+
+
+def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b)) for d in _diff(a.get(k), b.get(k), f"{prefix}{k}.")]
+    return [prefix.rstrip(".")] if a != b else []
+
+
+def _stage_overrides(spec: PipelineSpec, st: StageSpec, point: RatePoint) -> list[str]:
+    """Pipeline-wide first, then the stage's own, then the point's: later items win."""
+    out = [*spec.overrides, *st.overrides, *point.overrides.get(st.name, [])]
+    return out + ([f"run.freeze=[{','.join(st.freeze)}]"] if st.freeze else [])
 
 
 def plan(spec: PipelineSpec, path: Path, points: list[str] | None = None) -> list[StagePlan]:
+    """The distinct stage runs of the selected points, in the order they run (point by point)."""
     ladder = spec.ladder or [RatePoint(name="")]
     if points:
         known = [p.name for p in ladder]
@@ -144,13 +275,24 @@ def plan(spec: PipelineSpec, path: Path, points: list[str] | None = None) -> lis
         if missing:
             raise ConfigError(f"{path}: no rate point {', '.join(missing)}; known: {', '.join(known) or '(no ladder)'}")
         ladder = [p for p in ladder if p.name in points]
-    plans = []
+    base = Path(spec.root) / spec.name
+    runs: dict[str, StagePlan] = {}
     for point in ladder:
-        root = Path(spec.root) / spec.name / point.name if point.name else Path(spec.root) / spec.name
+        mine: dict[str, StagePlan] = {}  # this point's stage runs by stage name
         for st in spec.stages:
-            extra = list(point.overrides.get(st.name, []))
-            plans.append(StagePlan(st, root, path.parent / st.config, list(st.overrides) + extra))
-    return plans
+            overrides = _stage_overrides(spec, st, point)
+            where = f"{path}: stage '{st.name}'" + (f" of point '{point.name}'" if point.name else "")
+            try:
+                cfg = load_config(path.parent / st.config, overrides)
+            except HDCError as e:
+                raise ConfigError(f"{where}: {e}") from None
+            sources = {attr: (mine[src["stage"]], src.get("prefix", "")) for attr, src in st.init_from.items()}
+            ident = stage_identity(cfg, {a: (s.key, p) for a, (s, p) in sources.items()})
+            new = StagePlan(st, Path(spec.root) / SHARED, path.parent / st.config, overrides, ident, sources)
+            run = runs.setdefault(new.key, new)
+            run.links[point.name] = base / point.name / st.name
+            mine[st.name] = run
+    return list(runs.values())
 
 
 def _die_with_parent() -> None:
@@ -161,21 +303,95 @@ def _die_with_parent() -> None:
         pass
 
 
-def run_pipeline(spec: PipelineSpec, path: Path, points: list[str] | None = None, log=print) -> list[StagePlan]:
-    plans = plan(spec, path, points)
-    for p in plans:
-        label = f"{p.run_root}/{p.stage.name}"
-        done = p.done()
-        if done is not None:
-            log(f"[pipeline] {label}: finished at step {done.get('global_step')}, skipped")
+def _launch(cmd: list[str]) -> int:
+    return subprocess.run(cmd, preexec_fn=_die_with_parent if os.name == "posix" else None).returncode
+
+
+@contextmanager
+def _stage_lock(p: StagePlan, log) -> Iterator[None]:
+    """One process trains a shared stage: a second pipeline (say ``--point h040`` started beside
+    ``--point h025``) waits here, then finds it done. The kernel drops the lock if we die."""
+    p.run_root.mkdir(parents=True, exist_ok=True)
+    with open(p.lock_file, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"[pipeline] {SHARED}/{p.key}: another pipeline is training it; waiting")
+            fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
+def _same_work(p: StagePlan, run_dir: Path) -> bool:
+    """Whether a run folder's own ``config.yaml`` resolves to this stage run's identity."""
+    try:
+        cfg = load_config(run_dir / "config.yaml")
+    except HDCError:
+        return False
+    cfg["run"]["init_from"] = p.identity["run"].get("init_from", {})  # it held the old paths of its sources
+    return stage_identity(cfg, {a: (s.key, pre) for a, (s, pre) in p.sources.items()}) == p.identity
+
+
+def _adopt(p: StagePlan, folder: Path, log) -> None:
+    """A stage folder of the layout before shared stages (``runs/<name>/[<point>/]<stage>/``):
+    moved into ``shared/`` when it is this work and the first of its kind (so a run trained or
+    half-trained by an older version continues), otherwise moved aside. Never deleted."""
+    if not p.run_dir.exists() and _same_work(p, folder):
+        os.replace(folder, p.run_dir)
+        log(f"[pipeline] {folder}: moved to {SHARED}/{p.key} (same config; it continues there)")
+        return
+    aside, n = folder.with_name(f"{folder.name}.old-layout"), 1
+    while aside.exists() or aside.is_symlink():
+        aside, n = folder.with_name(f"{folder.name}.old-layout-{n}"), n + 1
+    os.replace(folder, aside)
+    why = "its stage is already in shared/" if p.run_dir.exists() else "its config differs from the recipe's"
+    log(f"[pipeline] {folder}: moved aside to {aside.name} ({why}); not used")
+
+
+def _link(p: StagePlan, log) -> None:
+    """Point every user's readable path at the stage run (atomically)."""
+    for point, link in p.links.items():
+        if link.is_dir() and not link.is_symlink():
+            _adopt(p, link, log)
+        target = os.path.relpath(p.run_dir, link.parent)
+        if link.is_symlink() and os.readlink(link) == target:
             continue
-        log(f"[pipeline] {label}: {'resuming' if last_ckpt_of(p.run_dir).is_file() else 'starting'}")
-        t0 = time.time()
-        proc = subprocess.run(p.command(), preexec_fn=_die_with_parent if os.name == "posix" else None)
-        if proc.returncode != 0:
-            raise HDCError(f"stage '{p.stage.name}' ({label}) failed with exit status {proc.returncode}; "
-                           "rerun the same command to resume it")
-        if p.done() is None:
-            raise HDCError(f"stage '{p.stage.name}' ({label}) ended without writing {DONE_FILE}")
-        log(f"[pipeline] {label}: done in {time.time() - t0:.0f} s")
+        if link.is_symlink():
+            log(f"[pipeline] {link}: config changed, now -> {SHARED}/{p.key} (was {Path(os.readlink(link)).name})")
+        link.parent.mkdir(parents=True, exist_ok=True)
+        tmp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(target)
+        os.replace(tmp, link)
+
+
+def _write_identity(p: StagePlan) -> None:
+    # Beside the run folder, not in it: `hdc fit` owns what is inside (and clears it on overwrite).
+    tmp = p.run_root / f".{p.key}.json.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps({"key": p.key, "identity": p.identity}, indent=1, sort_keys=True))
+    os.replace(tmp, p.identity_file)
+
+
+def run_pipeline(spec: PipelineSpec, path: Path, points: list[str] | None = None, log=print,
+                 launch: Callable[[list[str]], int] = _launch) -> list[StagePlan]:
+    plans = plan(spec, path, points)
+    rank0 = is_launcher_rank_zero()  # other ranks of a multi-process launch only join the stage
+    for p in plans:
+        label = f"{SHARED}/{p.key} -> {', '.join(str(Path(spec.name) / pt / p.stage.name) for pt in p.points)}"
+        with _stage_lock(p, log) if rank0 else nullcontext():
+            if rank0:
+                _link(p, log)
+                _write_identity(p)
+            done = p.done()
+            if done is not None:
+                log(f"[pipeline] {label}: finished at step {done.get('global_step')}, skipped")
+                continue
+            log(f"[pipeline] {label}: {'resuming' if last_ckpt_of(p.run_dir).is_file() else 'starting'}")
+            t0 = time.time()
+            code = launch(p.command())
+            if code != 0:
+                raise HDCError(f"stage '{p.stage.name}' ({p.run_dir}) failed with exit status {code}; "
+                               "rerun the same command to resume it")
+            if p.done() is None:
+                raise HDCError(f"stage '{p.stage.name}' ({p.run_dir}) ended without writing {DONE_FILE}")
+            log(f"[pipeline] {label}: done in {time.time() - t0:.0f} s")
     return plans

@@ -53,12 +53,12 @@ class CheckpointWatcher(threading.Thread):
         self._stop_event = threading.Event()
 
     def latest_step(self, run_dir: Path) -> int:
-        hist = self.steps.get(Path(run_dir))
+        hist = self.steps.get(Path(run_dir).resolve())  # a pipeline's point/stage path is a link
         return hist[-1][1] if hist else -1
 
     def step_seconds(self, run_dir: Path, default: float = 1.0) -> float:
         """Median seconds per step between consecutive checkpoints (restarts excluded)."""
-        hist = self.steps.get(Path(run_dir), [])
+        hist = self.steps.get(Path(run_dir).resolve(), [])
         rates = sorted((t1 - t0) / (s1 - s0) for (t0, s0), (t1, s1) in zip(hist, hist[1:]) if s1 > s0 and t1 > t0)
         return rates[len(rates) // 2] if rates else default
 
@@ -91,7 +91,7 @@ class CheckpointWatcher(threading.Thread):
                         self.bad.append(f"{path} ({st.st_size} bytes): {type(e).__name__}: {str(e)[:200]}")
                         continue
                     self.seen[key] = step
-                    self.steps.setdefault(ckdir.parent, []).append((time.monotonic(), step))
+                    self.steps.setdefault(ckdir.parent.resolve(), []).append((time.monotonic(), step))
 
     def run(self) -> None:
         while not self._stop_event.is_set():
