@@ -1,18 +1,28 @@
 """Config layering (base → phase → preset → overrides) and validation errors."""
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from hdc_lightning.config import load_config, load_layers, parse_overrides
+from hdc_lightning.config.schema import PhaseConfig
 from hdc_lightning.errors import ConfigError
 from hdc_lightning.phases.base import PhaseModule
 from hdc_lightning.registry import register
 
 
+@dataclass
+class _CfgTestConfig(PhaseConfig):
+    name: str = "_cfgtest"
+    lr: float = 0.1  # every phase declares its own settings (one default each)
+
+
 @register("phase", "_cfgtest")
 class _CfgTestPhase(PhaseModule):
     """A phase used only to exercise schema validation."""
+
+    Config = _CfgTestConfig
 
 
 def _write(path: Path, text: str) -> Path:
