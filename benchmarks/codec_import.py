@@ -2,8 +2,9 @@
 
 Each round starts a new interpreter that imports ``hdc_lightning.codec``, loads a tiny
 randomly initialised checkpoint (LIC or hybrid), encodes and decodes one 64x64 image, and
-reports the seconds to import + load and whether ``lightning`` was imported on the way.
-Prints the median over rounds.
+reports the seconds to import + load (wall clock and this process's CPU time, which a busy
+machine disturbs less) and whether ``lightning`` was imported on the way. Prints medians.
+To compare two trees, run it with ``PYTHONPATH=<other checkout>``.
 
     python benchmarks/codec_import.py [--model lic|hdc] [--rounds 5]
 """
@@ -20,17 +21,16 @@ from pathlib import Path
 
 CHILD = r"""
 import json, sys, time
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 import torch
-t_torch = time.perf_counter()
+t1, c1 = time.perf_counter(), time.process_time()
 from hdc_lightning.codec import load_codec
 codec = load_codec(sys.argv[1])
-t_load = time.perf_counter()
+t2, c2 = time.perf_counter(), time.process_time()
 x = torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(0))
 codec.decode(codec.encode(x))
-print(json.dumps({"torch_s": t_torch - t0, "import_load_s": t_load - t_torch,
-                  "lightning": any(m == "lightning" or m.startswith(("lightning.", "pytorch_lightning"))
-                                   for m in sys.modules)}))
+print(json.dumps({"torch_s": t1 - t0, "import_load_s": t2 - t1, "torch_cpu_s": c1 - c0, "import_load_cpu_s": c2 - c1,
+                  "lightning": any(m.split(".")[0] in ("lightning", "pytorch_lightning") for m in sys.modules)}))
 """
 
 
@@ -52,9 +52,10 @@ def main() -> None:
         for _ in range(args.rounds):
             out = subprocess.run([sys.executable, "-c", CHILD, str(ckpt)], capture_output=True, text=True, check=True)
             runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    med = {k: statistics.median(r[k] for r in runs) for k in ("torch_s", "import_load_s")}
-    print(f"model {args.model}: import torch {med['torch_s']:.2f} s; import hdc_lightning.codec + load_codec "
-          f"{med['import_load_s']:.2f} s (median of {args.rounds}); lightning imported: {runs[0]['lightning']}")
+    med = {k: statistics.median(r[k] for r in runs) for k in runs[0] if k != "lightning"}
+    print(f"model {args.model}: import torch {med['torch_s']:.2f} s (CPU {med['torch_cpu_s']:.2f} s); "
+          f"import hdc_lightning.codec + load_codec {med['import_load_s']:.2f} s (CPU {med['import_load_cpu_s']:.2f} s), "
+          f"median of {args.rounds}; lightning imported: {runs[0]['lightning']}")
 
 
 if __name__ == "__main__":

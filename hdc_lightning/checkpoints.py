@@ -41,7 +41,7 @@ def safe_load(path: str | Path, map_location: Any = "cpu", legacy: bool = False)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
     if not legacy and not zipfile.is_zipfile(path):  # torch.save writes zip archives; torch's own error here is a long notice
-        raise CheckpointError(f"{path}: not a checkpoint (not an archive written by torch.save)")
+        raise CheckpointError(f"{path}: not a readable checkpoint (not an archive written by torch.save)")
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises many types for bad files

@@ -35,3 +35,9 @@ class CheckpointError(HDCError):
 
 class RunDirError(HDCError):
     """The run directory cannot be used (exists without resume/overwrite, unwritable, full)."""
+
+
+def first_line(e: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message (its type name when empty), cut to ``limit``."""
+    lines = str(e).strip().splitlines()
+    return (lines[0] if lines else type(e).__name__)[:limit]

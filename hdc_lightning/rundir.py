@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from hdc_lightning.errors import ConfigError, RunDirError
@@ -35,8 +36,27 @@ def is_launcher_rank_zero() -> bool:
     return all(r in (None, "", "0") for r in ranks)
 
 
+# What write_metadata, the trainer and its callbacks put in a run directory (rdp.json: the
+# RD/RP figure callback); anything else makes an overwrite move the directory aside.
+_RUN_ENTRIES = frozenset({"config.yaml", "git.txt", "git.diff", "pip-freeze.txt", "checkpoints", "tb",
+                          "done.json", "rdp.json"})
+
+
+def check_run_name(name: object) -> str:
+    """``run.name`` must be one or more plain path components: it may not leave ``run.root``."""
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"run.name must be a non-empty string, got {name!r}")
+    parts = name.split("/")
+    if name.startswith("/") or any(p in ("", ".", "..") for p in parts) or "\0" in name:
+        raise ConfigError(
+            f"run.name={name!r}: must be plain folder names under run.root (e.g. 'lic-tiny' or 'ladder/q1'); "
+            "no absolute path, no '.' or '..' and no empty component"
+        )
+    return name
+
+
 def run_dir_of(cfg: dict) -> Path:
-    return Path(cfg["run"]["root"]) / cfg["run"]["name"]
+    return Path(cfg["run"]["root"]) / check_run_name(cfg["run"]["name"])
 
 
 def last_ckpt_of(run_dir: Path) -> Path:
@@ -86,9 +106,40 @@ def prepare(cfg: dict) -> tuple[Path, Path | None]:
                     f"{run_dir}: run directory already exists; pass run.resume=true to continue it "
                     "or run.overwrite=true to start afresh"
                 )
-            shutil.rmtree(run_dir)
+            clear_run_dir(run_dir, Path(run["root"]))
         check_writable(run_dir, run["min_free_mb"])
     return run_dir, None
+
+
+def _is_our_run(run_dir: Path, root: Path) -> bool:
+    """A real directory inside ``root`` that holds our config and nothing but run files."""
+    try:
+        inside = run_dir.resolve().is_relative_to(root.resolve()) and run_dir.resolve() != root.resolve()
+        names = {p.name for p in run_dir.iterdir()}
+    except OSError:
+        return False
+    stray = {n for n in names - _RUN_ENTRIES if not (n.startswith(".") and (".tmp" in n or "write-probe" in n))}
+    return inside and not run_dir.is_symlink() and "config.yaml" in names and not stray
+
+
+def clear_run_dir(run_dir: Path, root: Path) -> Path | None:
+    """``run.overwrite``: delete a run of ours; anything else is moved aside, never deleted.
+
+    Returns where it was moved (``<name>.old-<time>``), or None when it was deleted.
+    """
+    if _is_our_run(run_dir, root):
+        shutil.rmtree(run_dir)
+        return None
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    aside, n = run_dir.with_name(f"{run_dir.name}.old-{stamp}"), 1
+    while aside.exists() or aside.is_symlink():
+        aside, n = run_dir.with_name(f"{run_dir.name}.old-{stamp}-{n}"), n + 1
+    try:
+        os.replace(run_dir, aside)
+    except OSError as e:
+        raise RunDirError(f"{run_dir}: cannot move it aside to start afresh ({e.strerror or e})") from None
+    print(f"note: {run_dir} holds files that are not a run of ours; moved it to {aside}", file=sys.stderr)
+    return aside
 
 
 def mark_done(run_dir: Path, global_step: int, metrics: dict[str, float]) -> None:

@@ -111,7 +111,8 @@ class RDPFigureCallback(L.Callback):
     def _identity(pl_module) -> dict[str, Any]:
         cfg = getattr(pl_module, "cfg", {}) or {}
         model = cfg.get("model") or {}
-        return {"phase": (cfg.get("phase") or {}).get("name"), "model": model.get("name"), "preset": model.get("preset")}
+        phase = (cfg.get("phase") or {}).get("name")
+        return {"phase": phase, "model": model.get("name"), "preset": model.get("preset")}
 
     def _sibling_curves(self, run_dir: Path, ident: dict[str, Any]) -> list[Curve]:
         out = []
@@ -149,7 +150,8 @@ class RDPFigureCallback(L.Callback):
                 curves.append(curve_from_points(codec, [self._classical_point(pl_module, codec, t) for t in targets]))
         perceptual = next((k for k in (self.perception, "lpips", "ms-ssim-rgb") if k in main), "ms-ssim-rgb")
         self.drawn = [c.name for c in curves]
-        return rd_figure(curves, ["psnr-rgb", perceptual], title=f"{name}: rate–distortion–perception", styles=styles)
+        title = f"{name}: rate–distortion–perception"
+        return rd_figure(curves, ["psnr-rgb", perceptual], title=title, styles=styles)
 
     def on_validation_end(self, trainer, pl_module) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero:
@@ -174,7 +176,8 @@ class RDPFigureCallback(L.Callback):
         if FIDELITY_SUFFIX in points:
             meta["fidelity"] = {k: v for k, v in points[FIDELITY_SUFFIX].items() if k != "step"}
         rate_point = {k: v for k, v in points[""].items() if k != "step"}
-        write_curve(run_dir / RDP_FILE, curve_from_points(run_dir.name, [rate_point], "latest validation of this run", meta))
+        curve = curve_from_points(run_dir.name, [rate_point], "latest validation of this run", meta)
+        write_curve(run_dir / RDP_FILE, curve)
         exp = getattr(trainer.logger, "experiment", None)
         if exp is None or not hasattr(exp, "add_figure"):
             return

@@ -1,4 +1,4 @@
-"""``hdc compress IMAGE -o FILE.hdc --ckpt CKPT``: encode one image to a ``.hdc`` file.
+"""``hdc compress IMAGE [-o FILE.hdc] [--model NAME | --ckpt CKPT]``: encode one image to a ``.hdc`` file.
 
 Arguments whose ``dest`` starts with ``opt_`` are handed to ``load_codec`` as codec
 options (``--device`` → ``device``), so a codec with more options only adds arguments.
@@ -9,21 +9,33 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from hdc_lightning.cli.common import add_force
+from hdc_lightning.pretrained import add_model_args
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "compress",
-        help="encode an image to a .hdc file with a trained checkpoint",
-        description="Encode IMAGE with the codec of CKPT's model; prints the file size and bpp "
+        help="encode an image to a .hdc file (the shipped `small` model, or a trained checkpoint)",
+        description="Encode IMAGE with the shipped model (default: small) or the codec of CKPT's model; prints the file size and bpp "
         "(file bytes x 8 / pixels, container header included).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        conflict_handler="resolve",  # compress's --ckpt (below) may repeat: rate points for --target-bpp
     )
     p.add_argument("image", help="input image (PNG, JPEG, ...)")
-    p.add_argument("-o", "--output", help="output .hdc file (default: IMAGE with suffix .hdc)")
-    p.add_argument("--ckpt", required=True, help="checkpoint written by `hdc fit` (e.g. runs/NAME/checkpoints/last.ckpt)")
+    p.add_argument("-o", "--output", help="output .hdc file (default: IMAGE with suffix .hdc); an existing file is "
+                   "replaced only if it is an .hdc file, or with --force")
+    add_model_args(p)
+    p.add_argument("--ckpt", action="append", default=None,
+                   help="checkpoint written by `hdc fit`, a run folder or a ladder folder; repeat it to give "
+                   "--target-bpp several rate points")
+    p.add_argument("--target-bpp", metavar="R", default=None,
+                   help="the best expected-quality file of at most R bpp, chosen by real encodes among the mask "
+                   "levels and the rate points given (docs/operating-point.md)")
     p.add_argument("--device", dest="opt_device", default=None, help="device for the transforms (entropy coding stays on the CPU)")
     p.add_argument("--mask", dest="opt_mask", default=None, choices=("auto", "1/4", "1/9", "full", "none"),
                    help="hybrid (hdc) checkpoints: which VQ indices are sent (default: the model's mask policy)")
+    add_force(p)
     p.set_defaults(run=run)
 
 
@@ -33,19 +45,30 @@ def codec_options(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    from hdc_lightning.cli.common import check_device
     from hdc_lightning.codec import load_codec
     from hdc_lightning.codec.imageio import read_image
     from hdc_lightning.errors import ConfigError, DataError
+    from hdc_lightning.fileio import check_output
 
+    from hdc_lightning.pretrained import choose
+
+    ckpts = args.ckpt or []
+    if args.target_bpp is not None:
+        return run_target(args, ckpts)
+    if len(ckpts) > 1:
+        raise ConfigError("several --ckpt are rate points for --target-bpp; give one without it")
+    ref = choose(args.model, ckpts[0] if ckpts else None)
     image = read_image(args.image)
+    out = check_output(args.output or Path(args.image).with_suffix(".hdc"), [args.image, *ckpts], args.force)
+    check_device(args.opt_device)
     options = codec_options(args)
     try:
-        codec = load_codec(args.ckpt, **options)
+        codec = load_codec(ref, **options)
     except TypeError:  # a codec without this option (e.g. --mask with a LIC-only checkpoint)
         extra = ", ".join(f"--{k}" for k in options if k != "device")
-        raise ConfigError(f"{args.ckpt}: this checkpoint's codec does not take {extra}") from None
+        raise ConfigError(f"{ref}: this checkpoint's codec does not take {extra}") from None
     data = codec.encode(image)
-    out = Path(args.output) if args.output else Path(args.image).with_suffix(".hdc")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(data)
@@ -53,4 +76,42 @@ def run(args: argparse.Namespace) -> int:
         raise DataError(f"{out}: cannot write ({e.strerror or e})") from None
     h, w = image.shape[-2:]
     print(f"{out}: {len(data)} bytes, {len(data) * 8 / (h * w):.4f} bpp ({w}x{h}, model {codec.model_id})")
+    return 0
+
+
+def run_target(args: argparse.Namespace, ckpts: list[str]) -> int:
+    """``--target-bpp R``: rate control over the mask levels and the rate points given."""
+    from hdc_lightning.cli.common import check_device
+    from hdc_lightning.codec import load_codec
+    from hdc_lightning.codec.imageio import read_image
+    from hdc_lightning.codec.rate_control import Point, choose, parse_targets, point_label, resolve_points
+    from hdc_lightning.errors import ConfigError, DataError
+    from hdc_lightning.fileio import check_output
+    from hdc_lightning.pretrained import choose as model_ref
+    from hdc_lightning.pretrained import is_pretrained
+
+    targets = parse_targets(args.target_bpp)
+    if len(targets) != 1:
+        raise ConfigError(f"--target-bpp {args.target_bpp}: give one rate for one file (hdc eval takes a list)")
+    if args.opt_mask is not None:
+        raise ConfigError("--target-bpp chooses the mask level itself; drop --mask")
+    if args.model and ckpts:
+        model_ref(args.model, ckpts[0])  # says: one or the other
+    refs = resolve_points(ckpts or [model_ref(args.model, None)])
+    image = read_image(args.image)
+    out = check_output(args.output or Path(args.image).with_suffix(".hdc"), [args.image, *ckpts], args.force)
+    check_device(args.opt_device)
+    device = {"device": args.opt_device} if args.opt_device else {}
+    points = [Point(point_label(r), load_codec(r, **device)) for r in refs]
+    pick = choose(points, image, targets[0])
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(pick.data)
+    except OSError as e:
+        raise DataError(f"{out}: cannot write ({e.strerror or e})") from None
+    h, w = image.shape[-2:]
+    ref = refs[pick.index]
+    how = f"--model {ref}" if is_pretrained(ref) else f"--ckpt {ref}"
+    print(f"{out}: {len(pick.data)} bytes, {pick.bpp:.4f} bpp <= {targets[0]:g} ({w}x{h}); chose rate point "
+          f"{pick.point}, mask {pick.mask or '-'} ({pick.encodes} encodes); decode with {how}")
     return 0

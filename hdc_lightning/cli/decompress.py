@@ -1,4 +1,4 @@
-"""``hdc decompress FILE.hdc -o OUT.png --ckpt CKPT``: decode a ``.hdc`` file to an image.
+"""``hdc decompress FILE.hdc [-o OUT.png] [--model NAME | --ckpt CKPT]``: decode a ``.hdc`` file to an image.
 
 Arguments whose ``dest`` starts with ``opt_`` are handed to ``codec.decode`` as decode
 options, so a codec with more options (e.g. which output to write) only adds arguments.
@@ -9,20 +9,31 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from hdc_lightning.cli.common import add_force
+from hdc_lightning.pretrained import add_model_args
+
+DECODED_SUFFIX = ".decoded.png"
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "decompress",
-        help="decode a .hdc file to an image with the checkpoint that encoded it",
-        description="Decode FILE with CKPT (the file records which weights made it; others are refused).",
+        help="decode a .hdc file to an image with the model that encoded it",
+        description="Decode FILE with the shipped model (default: small) or CKPT (the file records which weights "
+        "made it; others are refused).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("file", help="input .hdc file")
-    p.add_argument("-o", "--out", dest="out", help="output image (default: FILE with suffix .png)")
+    p.add_argument("-o", "--out", dest="out", help="output image, its type from the suffix (default: FILE's name "
+                   "with suffix .decoded.png, so photo.hdc never overwrites photo.png)")
     p.add_argument("--output", dest="opt_output", default=None, choices=("perceptual", "fidelity"),
                    help="hybrid (hdc) files: perceptual x̃ (default) or fidelity x̂_lic reconstruction")
-    p.add_argument("--ckpt", required=True, help="the checkpoint the file was encoded with")
+    p.add_argument("--realism", metavar="A", default=None,
+                   help="hybrid (hdc) files: A in [0, 1], the output (1-A)·x̂_lic + A·x̃ (0 = fidelity, 1 = perceptual; "
+                   "docs/operating-point.md)")
+    add_model_args(p, "decode")  # must be the model the file was encoded with (its id is checked)
     p.add_argument("--device", default=None, help="device for the transforms (entropy decoding stays on the CPU)")
+    add_force(p)
     p.set_defaults(run=run)
 
 
@@ -31,32 +42,34 @@ def decode_options(args: argparse.Namespace) -> dict:
     return {k[4:]: v for k, v in vars(args).items() if k.startswith("opt_") and v is not None}
 
 
-def read_file(path: Path) -> bytes:
-    from hdc_lightning.codec.container import MAX_FILE_BYTES
-    from hdc_lightning.errors import BitstreamError
-
-    try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:  # checked before reading anything into memory
-            raise BitstreamError(f"{path}: {size} bytes exceeds the {MAX_FILE_BYTES}-byte limit of the format")
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise BitstreamError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise BitstreamError(f"{path}: is a directory, not a .hdc file") from None
-    except OSError as e:
-        raise BitstreamError(f"{path}: cannot read ({e.strerror or e})") from None
+def default_output(path: Path) -> Path:
+    """``photo.hdc`` → ``photo.decoded.png``: never the name of the image that was compressed."""
+    return path.with_name(path.with_suffix("").name + DECODED_SUFFIX)
 
 
 def run(args: argparse.Namespace) -> int:
+    from hdc_lightning.cli.common import check_device
     from hdc_lightning.codec import load_codec
-    from hdc_lightning.codec.imageio import write_image
+    from hdc_lightning.codec.container import MAX_FILE_BYTES
+    from hdc_lightning.codec.imageio import image_format, write_image
+    from hdc_lightning.fileio import check_output, read_regular
 
     path = Path(args.file)
-    data = read_file(path)
-    codec = load_codec(args.ckpt, **({"device": args.device} if args.device else {}))
-    decoded = codec.decode(data, source=str(path), **decode_options(args))
-    out = write_image(Path(args.out) if args.out else path.with_suffix(".png"), decoded.image)
+    from hdc_lightning.pretrained import choose
+
+    ref = choose(args.model, args.ckpt)
+    data = read_regular(path, MAX_FILE_BYTES, ".hdc file")
+    out = check_output(args.out or default_output(path), [path, *filter(None, [args.ckpt])], args.force)
+    image_format(out)  # an unknown suffix fails now, not after decoding
+    check_device(args.device)
+    options = decode_options(args)
+    if args.realism is not None:
+        from hdc_lightning.codec.hybrid import check_realism
+
+        options["realism"] = check_realism(args.realism, "--realism")
+    codec = load_codec(ref, **({"device": args.device} if args.device else {}))
+    decoded = codec.decode(data, source=str(path), **options)
+    write_image(out, decoded.image)
     h, w = decoded.image.shape[-2:]
     streams = ", ".join(f"{k} {v}" for k, v in decoded.stream_bytes.items())
     print(f"{out}: {w}x{h} from {len(data)} bytes ({len(data) * 8 / (h * w):.4f} bpp; "

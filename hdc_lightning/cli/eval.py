@@ -18,7 +18,9 @@ def add_parser(sub) -> None:
         "and aggregate results JSONs (CompressAI schema), classical baselines at matching rates, BD-rate/"
         "BD-PSNR against --anchor, and an RD/RP figure.",
     )
-    p.add_argument("checkpoints", nargs="+", metavar="CKPT", help="checkpoint files, run directories or ladder folders")
+    p.add_argument("checkpoints", nargs="*", metavar="CKPT", help="checkpoint files, run directories or ladder folders")
+    p.add_argument("--model", action="append", default=[], metavar="NAME",
+                   help="a shipped model (e.g. small) as one more rate point; repeatable")
     p.add_argument("--data", required=True, help="image folder (Kodak, Tecnick, CLIC layouts; searched recursively)")
     p.add_argument("-o", "--output", required=True, help="output folder for the JSONs and the figure")
     p.add_argument("--name", default="hdc", help="name of the learned curve (default: hdc)")
@@ -39,10 +41,57 @@ def add_parser(sub) -> None:
     p.add_argument("--device", default="cpu", help="device of the codec's transforms, e.g. cuda (default: cpu)")
     p.add_argument("--metrics-device", default="cpu", help="device of the LPIPS/DISTS/FID networks (default: cpu)")
     p.add_argument("--no-progress", action="store_true", help="no per-image progress bar")
+    p.add_argument("--target-bpp", metavar="R,R,...", default=None,
+                   help="one curve from these rates: each image coded at the best file of at most R bpp among "
+                   "the mask levels and the CKPTs given (docs/operating-point.md)")
+    p.add_argument("--realism", metavar="A,A,...", default=None,
+                   help="the perception-distortion curve of one CKPT: one point per decode realism A in [0, 1]")
     p.set_defaults(run=run)
 
 
+def _check_outputs(args: argparse.Namespace, baselines: list[str]) -> None:
+    """OUTDIR must be a folder, and no file this evaluation writes may be its --anchor input."""
+    from pathlib import Path
+
+    from hdc_lightning.errors import ConfigError
+
+    outdir = Path(args.output)
+    if outdir.exists() and not outdir.is_dir():
+        raise ConfigError(f"-o {outdir}: is a file; give a folder for the results")
+    if args.anchor and Path(args.anchor).is_file():
+        writes = {(outdir / f"{n}.json").resolve() for n in (args.name, *baselines, "bd")}
+        if Path(args.anchor).resolve() in writes:
+            raise ConfigError(f"--anchor {args.anchor}: this evaluation writes that very file; "
+                              "copy the anchor elsewhere or choose another -o folder")
+
+
+def _bd_lines(bd: dict) -> list[str]:
+    lines = []
+    for name, row in bd.get("curves", {}).items():
+        figures = [f"{k}={v:+.3f} (overlap {row.get(f'{k}.overlap', 0):.0%})" for k, v in row.items()
+                   if isinstance(v, float) and "." not in k]
+        lines.append(f"BD vs {bd['anchor']}: {name}: {', '.join(figures) or 'n/a'}")
+        lines += [f"  {k}: {v}" for k, v in row.items() if k.startswith("error[")]
+    return lines
+
+
+def _operating_points(args: argparse.Namespace) -> dict:
+    """``--target-bpp`` / ``--realism`` lists as EvalOptions fields (one-line errors for bad values)."""
+    from hdc_lightning.codec.hybrid import check_realism
+    from hdc_lightning.codec.rate_control import parse_targets
+    from hdc_lightning.errors import ConfigError
+
+    if args.target_bpp is not None and args.realism is not None:
+        raise ConfigError("--target-bpp and --realism make different curves; give one of them")
+    if args.target_bpp is not None:
+        return {"target_bpp": parse_targets(args.target_bpp)}
+    if args.realism is not None:
+        return {"realism": [check_realism(a, "--realism") for a in args.realism.split(",")]}
+    return {}
+
+
 def run(args: argparse.Namespace) -> int:
+    from hdc_lightning.cli.common import check_device
     from hdc_lightning.errors import ConfigError
     from hdc_lightning.evaluation import classical
     from hdc_lightning.evaluation.runner import EvalOptions, run_eval
@@ -50,24 +99,30 @@ def run(args: argparse.Namespace) -> int:
     baselines = classical.supported() if args.baselines is None else _baselines(args.baselines)
     if args.tile is not None and args.tile < 0:
         raise ConfigError(f"--tile must be 0 (never) or a positive size, got {args.tile}")
+    check_device(args.device, "--device")
+    check_device(args.metrics_device, "--metrics-device")
+    _check_outputs(args, baselines)
+    sweep = _operating_points(args)
     opts = EvalOptions(
         tile=args.tile, max_pixels=int(args.max_mpix * 2**20), baselines=baselines, lpips=not args.no_lpips,
         dists=not args.no_dists, ms_ssim=not args.no_ms_ssim, fid=not args.no_fid, limit=args.limit, progress=not args.no_progress,
-        device=args.metrics_device, codec_device=args.device,
+        device=args.metrics_device, codec_device=args.device, **sweep,
     )
-    summary = run_eval(args.checkpoints, args.data, args.output, name=args.name, anchor=args.anchor, opts=opts)
+    from hdc_lightning import pretrained
+
+    points = [*args.checkpoints, *(str(pretrained.weights_path(m)) for m in args.model)]
+    if not points:
+        raise ConfigError("nothing to evaluate: give checkpoints (CKPT ...) or --model NAME")
+    summary = run_eval(points, args.data, args.output, name=args.name, anchor=args.anchor, opts=opts)
     for curve in summary.curves:
         r = curve.results
-        cols = [f"{k}={' '.join(f'{v:.4g}' for v in r[k])}" for k in ("bpp", "psnr-rgb", "ms-ssim-rgb", "lpips")
+        cols = [f"{k}={' '.join(f'{v:.4g}' for v in r[k])}" for k in ("bpp", "psnr-rgb", "ms-ssim-rgb", "lpips", "dists")
                 if k in r]
         print(f"{curve.name:>8}: " + "  ".join(cols))
-    for name, row in summary.bd.get("curves", {}).items():
-        values = ", ".join(f"{k}={v:+.3f}" for k, v in row.items() if isinstance(v, float))
-        print(f"BD vs {summary.bd['anchor']}: {name}: {values or 'n/a'}")
-        for k, v in row.items():
-            if not isinstance(v, float):
-                print(f"  {k}: {v}")
+    for line in _bd_lines(summary.bd):
+        print(line)
     if summary.skipped:
-        print(f"skipped {len(summary.skipped)} unreadable image(s): {', '.join(s['name'] for s in summary.skipped)}")
+        print(f"skipped {len(summary.skipped)} image(s): "
+              + "; ".join(f"{s['name']} ({s['reason']})" for s in summary.skipped))
     print(f"peak memory (RSS): {summary.peak_rss_mib:.0f} MiB; wrote {len(summary.files)} files under {args.output}")
     return 0

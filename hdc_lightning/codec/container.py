@@ -161,6 +161,8 @@ def unpack(data: bytes | bytearray | memoryview, limits: Limits = Limits(), sour
     n = len(view)
     if n > limits.max_file_bytes:
         raise BitstreamError(f"{source}: {n} bytes exceeds the {limits.max_file_bytes}-byte limit")
+    if n == 0:
+        raise BitstreamError(f"{source}: empty file (0 bytes), not an .hdc file")
     if bytes(view[: len(MAGIC)]) != MAGIC:
         raise BitstreamError(f"{source}: not an .hdc file (bad magic bytes)")
     if n < MIN_FILE_BYTES:

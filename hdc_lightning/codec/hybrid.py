@@ -156,7 +156,7 @@ class HybridCodec:
         lic = container.streams[:n_lic]
         schedule, indices = container.streams[n_lic], container.streams[n_lic + 1]
         _check_schedule_mode(schedule, mode, source)
-        lic = guard_streams(lic, self.model.lic.symbols_per_stream(header.height, header.width))
+        lic = guard_streams(lic, self.model.lic.symbols_per_stream(header.height, header.width), source)
         try:
             with fixed_threads(self.threads):
                 out = self.model.decompress(

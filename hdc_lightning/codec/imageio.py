@@ -6,30 +6,25 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 from hdc_lightning.codec.container import MAX_PIXELS, MAX_SIDE
-from hdc_lightning.errors import DataError
+from hdc_lightning.errors import DataError, first_line
+from hdc_lightning.fileio import MARKER
 
 
 def read_image(path: str | Path, max_side: int = MAX_SIDE, max_pixels: int = MAX_PIXELS) -> torch.Tensor:
-    """An RGB image file as float32 Tensor[3,H,W] in [0,1]; size checked before decoding."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: image not found")
+    """An image file as float32 Tensor[3,H,W] in [0,1], decoded as every reader decodes it
+    (:func:`hdc_lightning.data.images.decode_rgb`); its size is checked before decoding."""
+    from hdc_lightning.data.images import CorruptImage, ImageTooLarge, read_rgb, to_float
+
     try:
-        with Image.open(path) as im:
-            w, h = im.size  # header only: refuse huge images before decoding the pixels
-            if w > max_side or h > max_side or w * h > max_pixels:
-                raise DataError(f"{path}: image is {w}x{h}, the codec accepts up to {max_side} per side "
-                                f"and {max_pixels} pixels")
-            rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except DataError:
-        raise
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-        raise DataError(f"{path}: not a readable image ({first})") from None
-    return torch.from_numpy(rgb.copy()).permute(2, 0, 1).float().div_(255.0)
+        return to_float(read_rgb(path, max_side, max_pixels))
+    except ImageTooLarge as e:
+        raise DataError(f"{path}: {e} the codec accepts") from None
+    except CorruptImage as e:
+        raise DataError(f"{path}: not a readable image ({e})") from None
 
 
 def to_uint8(image: torch.Tensor) -> np.ndarray:
@@ -38,12 +33,31 @@ def to_uint8(image: torch.Tensor) -> np.ndarray:
     return x.mul(255).round_().to(torch.uint8).permute(1, 2, 0).numpy()
 
 
-def write_image(path: str | Path, image: torch.Tensor) -> Path:
-    """Write Tensor[3,H,W] in [0,1] as a lossless PNG (or the format the suffix names)."""
+def image_format(path: str | Path) -> str:
+    """The Pillow format a file name's suffix asks for; DataError when there is none to write."""
     path = Path(path)
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None or fmt not in Image.SAVE:
+        raise DataError(f"{path}: unknown image file type {path.suffix or '(no suffix)'!r}; "
+                        "name the output e.g. out.png (lossless)")
+    return fmt
+
+
+def write_image(path: str | Path, image: torch.Tensor) -> Path:
+    """Write Tensor[3,H,W] in [0,1] as a lossless PNG (or the format the suffix names).
+
+    A PNG carries hdc's marker in a text chunk, so a later run may replace it without --force.
+    """
+    path = Path(path)
+    fmt = image_format(path)
+    extra = {}
+    if fmt == "PNG":
+        info = PngInfo()
+        info.add_text("Software", MARKER)
+        extra["pnginfo"] = info
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(to_uint8(image)).save(path)
+        Image.fromarray(to_uint8(image)).save(path, format=fmt, **extra)
     except (OSError, ValueError, KeyError) as e:
-        raise DataError(f"{path}: cannot write image ({str(e).splitlines()[0][:200] if str(e) else type(e).__name__})") from None
+        raise DataError(f"{path}: cannot write image ({first_line(e)})") from None
     return path

@@ -18,17 +18,33 @@ def check_image(image: Tensor, limits: Limits) -> None:
         raise DataError(f"image to encode must be a float Tensor[3,H,W] in [0,1], got {getattr(image, 'shape', image)}")
     h, w = image.shape[-2:]
     if not (1 <= h <= limits.max_side and 1 <= w <= limits.max_side) or h * w > limits.max_pixels:
-        raise DataError(f"image of {h}x{w} is outside the format limits ({limits.max_side} per side, {limits.max_pixels} pixels)")
+        raise DataError(f"image of {w}x{h} is outside the format limits ({limits.max_side} per side, {limits.max_pixels} pixels)")
 
 
-def guard_streams(streams: list[bytes], symbols: list[int]) -> list[bytes]:
-    """Zero-pad each stream so the rANS reader can never run past its buffer.
+# A valid stream spends at most 16 bits on a symbol plus 36 bits of bypass (a count nibble
+# and 8 value nibbles of an int32), and ends with the coder's 8-byte final state.
+MAX_STREAM_BYTES_PER_SYMBOL = 7
 
-    compressai's decoder reads at most one 32-bit word per symbol plus the bypass bits
-    stored in the stream itself, and stops reading once it meets zeros; a forged stream
-    therefore stays inside this padding instead of reading foreign memory.
+
+def guard_streams(streams: list[bytes], symbols: list[int], source: str = "<bytes>") -> list[bytes]:
+    """Refuse a stream longer than its symbols can need; zero-pad the others so the rANS
+    reader can never run past its buffer.
+
+    compressai's decoder reads at most one 32-bit word per symbol, plus the bypass nibbles
+    a bypass symbol declares. A declared count grows by at most 15 per 4 bits taken from
+    the stream (a valid stream never declares more than 8) and stops growing at the first
+    zero nibble, so a stream of L bytes makes it read at most 15·L bytes of zeros past its
+    end. With L capped at 7 bytes per symbol the padding, 15·L + 8 bytes per symbol (a
+    word each, and a word to spare for the rare bypass met inside the padding), is at most
+    113 bytes per symbol of the image the header declares, whatever the file size.
     """
-    return [bytes(s) + bytes(4 * n + 16 * len(s) + 64) for s, n in zip(streams, symbols)]
+    out = []
+    for i, (s, n) in enumerate(zip(streams, symbols)):
+        if len(s) > MAX_STREAM_BYTES_PER_SYMBOL * n + 16:
+            raise BitstreamError(f"{source}: stream {i} has {len(s)} bytes for {n} symbols, more than a valid "
+                                 f"stream can hold ({MAX_STREAM_BYTES_PER_SYMBOL} bytes per symbol)")
+        out.append(bytes(s) + bytes(15 * len(s) + 8 * n + 64))
+    return out
 
 
 @register_codec("lic", kind=1)
@@ -69,7 +85,7 @@ class LICCodec:
                 f"{source}: {len(container.streams)} streams and {len(header.params)} param bytes, "
                 f"the lic codec writes {len(names)} streams and none"
             )
-        streams = guard_streams(container.streams, self.model.symbols_per_stream(header.height, header.width))
+        streams = guard_streams(container.streams, self.model.symbols_per_stream(header.height, header.width), source)
         try:
             decoded = self.model.decompress([[s] for s in streams], (header.height, header.width))
         except (RuntimeError, ValueError, AssertionError) as e:

@@ -115,6 +115,9 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> dict:
     container["phase"] = validate_phase(container.get("phase"))
     if not container["run"]["name"]:
         container["run"]["name"] = path.stem if path.parent.name in ("", ".") else f"{path.parent.name}-{path.stem}"
+    from hdc_lightning.rundir import check_run_name
+
+    check_run_name(container["run"]["name"])  # before any data or model is built
     container["run"]["config_path"] = str(path)
     return container
 

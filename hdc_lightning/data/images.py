@@ -1,7 +1,8 @@
 """Image files and bytes: listing, decoding to tensors, cropping and padding.
 
-Shared by the shard writer, the WebDataset loader and the evaluation folder loader so
-that every path decodes an image the same way (RGB, uint8, ``[3, H, W]``).
+Shared by ``hdc compress``, the shard writer, the WebDataset loader and the evaluation
+folder loader so that every path decodes an image the same way (RGB, uint8,
+``[3, H, W]``; see :func:`pil_to_rgb` and docs/image-input.md).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hdc_lightning.errors import DataError
+from hdc_lightning.errors import DataError, first_line
+from hdc_lightning.fileio import read_regular
 
 # Suffixes looked for in folders (case-insensitive). PNG and JPEG are the main formats;
 # the others decode through Pillow.
@@ -33,6 +35,10 @@ RAW_HEADER_BYTES = _RAW_HEADER.size  # 12
 
 class CorruptImage(ValueError):
     """Bytes that no decoder can turn into an image (empty, truncated, not an image)."""
+
+
+class ImageTooLarge(CorruptImage):
+    """An image whose header declares more pixels than the caller accepts."""
 
 
 def list_images(folder: str | os.PathLike, recursive: bool = True) -> list[Path]:
@@ -56,26 +62,32 @@ def list_images(folder: str | os.PathLike, recursive: bool = True) -> list[Path]
     return sorted(files, key=lambda p: p.relative_to(root).as_posix())
 
 
-def decode_rgb(data: bytes) -> torch.Tensor:
-    """Decode encoded image bytes to an RGB uint8 tensor ``[3, H, W]``.
+def decode_rgb(data: bytes, max_side: int | None = None, max_pixels: int | None = None) -> torch.Tensor:
+    """Decode encoded image bytes to an RGB uint8 tensor ``[3, H, W]`` (see :func:`pil_to_rgb`).
 
-    torchvision's libpng/libjpeg decoder writes straight into a CHW tensor (no PIL
-    object, no NumPy copy); formats it does not know fall back to Pillow.
+    Every reader (compress, eval, shards, the training loader) decodes through here, so an
+    image looks the same everywhere. ``max_side``/``max_pixels`` are checked on the header,
+    before the pixels are decoded. JPEG goes through torchvision's libjpeg (straight into a
+    CHW tensor, EXIF orientation applied as in :func:`pil_to_rgb`); everything else, PNG
+    included (torchvision's libpng wrapper crashes the process on damaged pixel data), and
+    any JPEG torchvision refuses, goes through Pillow.
     """
     if not data:
         raise CorruptImage("empty file")
-    from torchvision.io import ImageReadMode, decode_image
+    if max_side is not None or max_pixels is not None:
+        _check_size(data, max_side, max_pixels)
+    x = None
+    if bytes(data[:3]) == b"\xff\xd8\xff":
+        from torchvision.io import ImageReadMode, decode_jpeg
 
-    buf = data if isinstance(data, bytearray) else bytearray(data)  # torch wants a writable buffer
-    if bytes(buf[:8]) == b"\x89PNG\r\n\x1a\n":
-        x = _decode_pil(data)  # torchvision's libpng wrapper crashes the process on damaged pixel data
-    else:
+        buf = data if isinstance(data, bytearray) else bytearray(data)  # torch wants a writable buffer
         try:
-            x = decode_image(torch.frombuffer(buf, dtype=torch.uint8), mode=ImageReadMode.RGB)
+            x = decode_jpeg(torch.frombuffer(buf, dtype=torch.uint8), mode=ImageReadMode.RGB,
+                            apply_exif_orientation=True)
         except RuntimeError:
-            x = _decode_pil(data)
-    if x.dtype == torch.uint16:  # 16-bit PNG: keep the 8 most significant bits
-        x = (x.to(torch.int32) >> 8).to(torch.uint8)
+            x = None
+    if x is None:
+        x = _decode_pil(data)
     if x.ndim != 3 or x.shape[0] != 3 or x.shape[1] < 1 or x.shape[2] < 1:
         raise CorruptImage(f"decoded to an unusable shape {tuple(x.shape)}")
     return x
@@ -111,24 +123,99 @@ def decode_raw(data: bytes | bytearray) -> torch.Tensor:
     return torch.from_numpy(pixels).view(h, w, 3).permute(2, 0, 1)
 
 
-def _decode_pil(data: bytes) -> torch.Tensor:
+# Pillow errors that mean "these bytes are not a usable image".
+def _pil_errors():
+    from PIL import Image
+
+    return (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
+
+
+def _open(data: bytes):
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(io.BytesIO(data)) as im:
+        return Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:  # its message shows a BytesIO repr, not a reason
+        raise CorruptImage("unknown image format; PNG, JPEG, WebP, TIFF, BMP and PPM are read") from None
+    except _pil_errors() as e:
+        raise CorruptImage(first_line(e)) from None
+
+
+def _check_size(data: bytes, max_side: int | None, max_pixels: int | None) -> None:
+    with _open(data) as im:
+        w, h = im.size
+    if (max_side and max(w, h) > max_side) or (max_pixels and w * h > max_pixels):
+        raise ImageTooLarge(f"image is {w}x{h}, over the limit of {max_side} per side and {max_pixels} pixels")
+
+
+def _decode_pil(data: bytes) -> torch.Tensor:
+    with _open(data) as im:
+        try:
             im.load()
-            rgb = np.array(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        raise CorruptImage(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
+            rgb = pil_to_rgb(im)
+        except _pil_errors() as e:
+            raise CorruptImage(first_line(e)) from None
     return torch.from_numpy(rgb).permute(2, 0, 1).contiguous()
 
 
-def read_rgb(path: str | os.PathLike) -> torch.Tensor:
-    """Read and decode one image file (uint8 ``[3, H, W]``); OSError / CorruptImage on failure."""
-    if not os.path.isfile(path):  # a named pipe or device would block or never end
-        raise OSError(f"{path}: not a regular file")
-    with open(path, "rb") as f:
-        return decode_rgb(f.read())
+# Transparent pixels are composited onto this colour (what a browser shows on a white page).
+BACKGROUND = (255, 255, 255)
+_WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+
+
+def _full_scale(im) -> float:
+    """The value that means 'white' for a one-channel wide image (Pillow mode I;16, I or F)."""
+    if im.mode.startswith("I;16"):
+        return 65535.0
+    if im.mode == "F":
+        return 1.0  # float images are taken to be in [0, 1]
+    tags = getattr(im, "tag_v2", {})
+
+    def tag(code: int, default: int) -> int:  # TIFF tags come as a value or a per-sample tuple
+        v = tags.get(code, default)
+        return int(v[0] if isinstance(v, tuple) else v)
+
+    narrow = im.format in ("PNG", "PPM")  # these formats hold at most 16 unsigned bits
+    bits, signed = tag(258, 16 if narrow else 32), tag(339, 1 if narrow else 2) == 2
+    return float(2 ** (bits - 1) - 1 if signed else 2**bits - 1)
+
+
+def pil_to_rgb(im) -> np.ndarray:
+    """An opened Pillow image as uint8 ``[H, W, 3]``, the one conversion every reader shares.
+
+    - EXIF orientation is applied (the image is turned as a viewer shows it);
+    - 16-bit, 32-bit integer and float one-channel images are scaled from their full range
+      (65535, the TIFF's bit depth, 1.0 for float) to 0..255, negative values clipped to 0;
+    - alpha (RGBA, LA, palette or colour-key transparency) is composited onto BACKGROUND;
+    - only the first frame of an animated or multi-page file is read; an embedded ICC
+      profile is not applied (pixel values are taken as sRGB).
+    """
+    from PIL import ExifTags, Image, ImageOps
+
+    if im.getexif().get(ExifTags.Base.Orientation, 1) in range(2, 9):
+        im = ImageOps.exif_transpose(im)
+    if im.mode in _WIDE_MODES:
+        x = np.asarray(im).astype(np.float64) / _full_scale(im)
+        gray = np.rint(np.clip(np.nan_to_num(x, nan=0.0), 0.0, 1.0) * 255.0).astype(np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info:
+        rgba = im.convert("RGBA")
+        im = Image.alpha_composite(Image.new("RGBA", rgba.size, (*BACKGROUND, 255)), rgba)
+    return np.array(im.convert("RGB"))
+
+
+# Largest image file read from disk: an uncompressed 16-bit RGB TIFF at Pillow's
+# decompression-bomb limit (89 Mpx) is about 0.5 GiB.
+MAX_IMAGE_FILE_BYTES = 1 << 30
+
+
+def read_rgb(path: str | os.PathLike, max_side: int | None = None, max_pixels: int | None = None) -> torch.Tensor:
+    """Read and decode one image file (uint8 ``[3, H, W]``).
+
+    Raises UnreadableFile (an OSError) for a missing, non-regular or oversized file,
+    ImageTooLarge past ``max_side``/``max_pixels``, CorruptImage for bytes that do not decode.
+    """
+    return decode_rgb(read_regular(path, MAX_IMAGE_FILE_BYTES, "image"), max_side, max_pixels)
 
 
 def to_float(x: torch.Tensor) -> torch.Tensor:

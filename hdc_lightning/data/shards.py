@@ -23,8 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from hdc_lightning.data.images import RAW_EXT, decode_rgb, encode_raw, list_images
+from hdc_lightning.data.images import (
+    MAX_IMAGE_FILE_BYTES, RAW_EXT, CorruptImage, decode_rgb, encode_raw, list_images,
+)
 from hdc_lightning.errors import DataError
+from hdc_lightning.fileio import read_regular
 
 _TAR_BLOCK = 512
 # raw: uncompressed RGB (``<key>.rgb8``), several times faster to load, larger on disk.
@@ -93,24 +96,20 @@ def encode_sample(data: bytes, resize: int | None = None, center_crop: int | Non
     pixels (never upscales); ``center_crop`` then cuts the central square of that side.
     Raises ValueError with a short reason when the image is unusable.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image
 
     if fmt not in FORMATS:
         raise ValueError(f"unknown shard format {fmt!r} (known: {', '.join(FORMATS)})")
-    if not data:
-        raise ValueError("empty file")
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            im.load()  # full decode: catches truncated files, not just bad headers
-            fmt_in = im.format
-            if resize is None and center_crop is None and fmt_in in ("PNG", "JPEG"):
-                if fmt == "png":
-                    return ("png" if fmt_in == "PNG" else "jpg"), data
-                # the very pixels a png/jpg shard would give the training loader
-                return RAW_EXT, encode_raw(decode_rgb(data))
-            rgb = ImageOps.exif_transpose(im).convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise ValueError(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
+        pixels = decode_rgb(data)  # full decode, the same one the loader makes of a png/jpg shard
+    except CorruptImage as e:
+        raise ValueError(str(e)) from None
+    if resize is None and center_crop is None:
+        if fmt == "png" and data[:3] in (b"\x89PN", b"\xff\xd8\xff"):
+            return ("png" if data[:3] == b"\x89PN" else "jpg"), data
+        if fmt == "raw":
+            return RAW_EXT, encode_raw(pixels)
+    rgb = Image.fromarray(pixels.permute(1, 2, 0).numpy())
     if resize is not None and min(rgb.size) > resize:
         scale = resize / min(rgb.size)
         size = (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale)))
@@ -217,9 +216,7 @@ def write_shards(
         for path in bar:
             rel = path.relative_to(root)
             try:
-                if not path.is_file():
-                    raise OSError("not a regular file")
-                data = path.read_bytes()
+                data = read_regular(path, MAX_IMAGE_FILE_BYTES, "image")
                 ext, payload = encode_sample(data, resize, center_crop, fmt)
             except OSError as e:
                 report.skipped.append((rel.as_posix(), f"unreadable ({e.strerror or e})"))

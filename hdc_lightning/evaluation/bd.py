@@ -13,12 +13,15 @@ VCEG-AL22 and the JVET common test conditions):
 
 Metrics where lower is better (LPIPS) are handled with ``higher_is_better=False``: the
 quality is negated, so the sign conventions above still hold.
+
+Each figure comes with the interval it was integrated over and its overlap share (that
+interval over the wider curve's range): a BD figure over a small overlap says little.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 from scipy.interpolate import PchipInterpolator
@@ -33,8 +36,11 @@ class BDError(HDCError):
 
 
 def _prepare(name: str, rates: Sequence[float], quality: Sequence[float], higher_is_better: bool):
-    r = np.asarray(rates, dtype=np.float64)
-    q = np.asarray(quality, dtype=np.float64)
+    try:
+        r = np.asarray(rates, dtype=np.float64)
+        q = np.asarray(quality, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise BDError(f"curve '{name}': rates and quality must be lists of numbers") from None
     if r.ndim != 1 or r.shape != q.shape:
         raise BDError(f"curve '{name}': rates and quality must be 1-D lists of equal length")
     if len(r) < MIN_POINTS:
@@ -59,13 +65,43 @@ def _prepare(name: str, rates: Sequence[float], quality: Sequence[float], higher
     return np.log(r), q
 
 
-def _mean_gap(x1: np.ndarray, y1: np.ndarray, x2: np.ndarray, y2: np.ndarray, what: str) -> float:
+class Gap(NamedTuple):
+    """A BD figure with the interval it was integrated over and how much of the curves that is."""
+
+    value: float
+    interval: tuple[float, float]  # on the integration axis (quality, or log-rate)
+    overlap: float  # shared interval / the wider curve's range, in (0, 1]
+
+
+def _mean_gap(x1: np.ndarray, y1: np.ndarray, x2: np.ndarray, y2: np.ndarray, what: str) -> Gap:
     """Mean of (y2 - y1) over the x-interval both curves cover, each interpolated by PCHIP."""
     lo, hi = max(x1.min(), x2.min()), min(x1.max(), x2.max())
     if not hi > lo:
         raise BDError(f"the curves do not overlap in {what}; BD needs a shared interval")
     f1, f2 = PchipInterpolator(x1, y1), PchipInterpolator(x2, y2)
-    return float((f2.integrate(lo, hi) - f1.integrate(lo, hi)) / (hi - lo))
+    value = float((f2.integrate(lo, hi) - f1.integrate(lo, hi)) / (hi - lo))
+    wider = max(x1.max() - x1.min(), x2.max() - x2.min())
+    return Gap(value, (float(lo), float(hi)), float((hi - lo) / wider))
+
+
+def bd_rate_detail(anchor_rates, anchor_quality, test_rates, test_quality, higher_is_better=True,
+                   names=("anchor", "test")) -> Gap:
+    """BD-rate in percent, the quality interval integrated over (in the metric's own units)."""
+    lr1, q1 = _prepare(names[0], anchor_rates, anchor_quality, higher_is_better)
+    lr2, q2 = _prepare(names[1], test_rates, test_quality, higher_is_better)
+    # Log-rate as a function of quality: x = quality, y = log-rate.
+    gap = _mean_gap(q1, lr1, q2, lr2, "quality")
+    lo, hi = gap.interval if higher_is_better else (-gap.interval[1], -gap.interval[0])
+    return Gap(100.0 * (math.exp(gap.value) - 1.0), (lo, hi), gap.overlap)
+
+
+def bd_quality_detail(anchor_rates, anchor_quality, test_rates, test_quality, higher_is_better=True,
+                      names=("anchor", "test")) -> Gap:
+    """BD-quality, the rate interval (bpp) integrated over."""
+    lr1, q1 = _prepare(names[0], anchor_rates, anchor_quality, higher_is_better)
+    lr2, q2 = _prepare(names[1], test_rates, test_quality, higher_is_better)
+    gap = _mean_gap(lr1, q1, lr2, q2, "rate")
+    return Gap(gap.value, (math.exp(gap.interval[0]), math.exp(gap.interval[1])), gap.overlap)
 
 
 def bd_rate(
@@ -77,11 +113,7 @@ def bd_rate(
     names: tuple[str, str] = ("anchor", "test"),
 ) -> float:
     """BD-rate of ``test`` against ``anchor`` in percent (negative = test saves bits)."""
-    lr1, q1 = _prepare(names[0], anchor_rates, anchor_quality, higher_is_better)
-    lr2, q2 = _prepare(names[1], test_rates, test_quality, higher_is_better)
-    # Log-rate as a function of quality: x = quality, y = log-rate.
-    gap = _mean_gap(q1, lr1, q2, lr2, "quality")
-    return 100.0 * (math.exp(gap) - 1.0)
+    return bd_rate_detail(anchor_rates, anchor_quality, test_rates, test_quality, higher_is_better, names).value
 
 
 def bd_quality(
@@ -97,11 +129,59 @@ def bd_quality(
     For a lower-is-better metric the result is the mean *decrease* of that metric (so
     positive still means better).
     """
-    lr1, q1 = _prepare(names[0], anchor_rates, anchor_quality, higher_is_better)
-    lr2, q2 = _prepare(names[1], test_rates, test_quality, higher_is_better)
-    return _mean_gap(lr1, q1, lr2, q2, "rate")
+    return bd_quality_detail(anchor_rates, anchor_quality, test_rates, test_quality, higher_is_better, names).value
 
 
 def bd_psnr(anchor_rates, anchor_psnr, test_rates, test_psnr, names=("anchor", "test")) -> float:
     """BD-PSNR in dB (positive = test is better at equal rate)."""
     return bd_quality(anchor_rates, anchor_psnr, test_rates, test_psnr, True, names)
+
+
+# ---- tables of curves (bd.json) ---------------------------------------------------------
+# (metric, higher is better, name of its BD-quality figure)
+BD_METRICS = (("psnr-rgb", True, "bd-psnr"), ("ms-ssim-rgb", True, "bd-ms-ssim"), ("lpips", False, "bd-lpips"))
+
+
+def _figure(row: dict[str, Any], key: str, error_key: str, compute) -> None:
+    """One BD figure into ``row`` with its interval and overlap, or its error as text."""
+    try:
+        gap = compute()
+    except BDError as e:
+        row[error_key] = str(e)
+        return
+    row[key], row[f"{key}.interval"], row[f"{key}.overlap"] = gap.value, list(gap.interval), round(gap.overlap, 4)
+
+
+def bd_table(curves: Sequence[Any], anchor: Any) -> dict[str, Any]:
+    """BD-rate and BD-quality of each curve against ``anchor`` (results Curves), each with the
+    interval it integrates over (quality units for BD-rate, bpp for BD-quality) and the overlap
+    share; a figure that cannot be computed leaves its error as text and the other one stands."""
+    table: dict[str, Any] = {"anchor": anchor.name, "curves": {}}
+    for curve in curves:
+        if curve is anchor or curve.name == anchor.name:
+            continue
+        row: dict[str, Any] = {}
+        for metric, higher, q_name in BD_METRICS:
+            if not (curve.has(metric) and anchor.has(metric)):
+                continue
+            args = (anchor.results["bpp"], anchor.results[metric], curve.results["bpp"], curve.results[metric],
+                    higher, (anchor.name, curve.name))
+            _figure(row, f"bd-rate[{metric}]", f"error[{metric}]", lambda: bd_rate_detail(*args))
+            _figure(row, q_name, f"error[{q_name}]", lambda: bd_quality_detail(*args))
+        table["curves"][curve.name] = row
+    return table
+
+
+def check_anchor(anchor: Any) -> None:
+    """Refuse, before any coding, an anchor curve that cannot give a single BD figure."""
+    reasons = []
+    for metric, higher, _ in BD_METRICS:
+        if anchor.has(metric):
+            try:
+                _prepare(anchor.name, anchor.results["bpp"], anchor.results[metric], higher)
+                return
+            except BDError as e:
+                reasons.append(f"{metric}: {e}")
+    if not reasons:
+        reasons.append(f"it has none of {', '.join(m for m, _, _ in BD_METRICS)}")
+    raise BDError(f"{getattr(anchor, 'path', None) or anchor.name}: cannot be a BD anchor ({'; '.join(reasons)})")

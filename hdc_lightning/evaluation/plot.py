@@ -7,24 +7,54 @@ a Lightning callback.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from hdc_lightning.errors import first_line
 from hdc_lightning.evaluation.classical import CODECS
 from hdc_lightning.evaluation.results import LOWER_IS_BETTER, Curve, ResultsError
+from hdc_lightning.fileio import MARKER
 
 LABELS = {
     "psnr-rgb": "PSNR (RGB) [dB] ↑",
     "ms-ssim-rgb": "MS-SSIM (RGB) ↑",
+    "ms-ssim-db-rgb": "MS-SSIM (RGB) [dB] ↑",
     "lpips": "LPIPS ↓",
     "dists": "DISTS ↓",
     "fid": "FID (256-px patches) ↓",
     "kid": "KID (256-px patches) ↓",
 }
 METRICS = tuple(LABELS)
+
+# Classical codecs, as ours and published results files name them ("VTM", "BPG 8b 444 x265
+# ycbcr", "JPEG2000", ...): their curves are drawn dashed.
+CLASSICAL = frozenset({*CODECS, "jpeg", "jpeg2000", "jpegxl", "jxl", "webp", "avif", "av1", "bpg", "vtm", "vvc",
+                       "hm", "hevc", "x264", "x265", "heic", "heif"})
+# File types a figure can be written as, with the metadata key that carries hdc's marker.
+FIGURE_TYPES = {".png": "Software", ".pdf": "Creator", ".svg": "Creator"}
+_MARKERS = "osD^vP*Xph<>"
+
+
+def is_classical(name: str) -> bool:
+    tokens = re.split(r"[^a-z0-9]+", name.lower())
+    return tokens[0] in CLASSICAL and "ai" not in tokens  # JPEG AI is a learned codec
+
+
+def curve_styles(n: int) -> list[dict[str, Any]]:
+    """Colour and marker of curve ``k`` of ``n``: no two curves share a colour (tab10, then
+    tab20, then evenly spaced hues), markers vary too for print in grey."""
+    if n <= 10:
+        colours = [f"C{k}" for k in range(n)]
+    elif n <= 20:
+        colours = [colormaps["tab20"](k) for k in range(n)]
+    else:
+        colours = [colormaps["turbo"](k / (n - 1)) for k in range(n)]
+    return [{"color": colours[k], "marker": _MARKERS[k % len(_MARKERS)]} for k in range(n)]
 
 
 def default_metrics(curves: Sequence[Curve]) -> list[str]:
@@ -53,18 +83,19 @@ def rd_figure(
     fig = Figure(figsize=(5.2 * len(metrics), 4.2), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     styles = styles or {}
+    base = curve_styles(len(curves))
     for i, metric in enumerate(metrics):
         ax = fig.add_subplot(1, len(metrics), i + 1)
         drawn = 0
         for k, curve in enumerate(curves):
             if not curve.has(metric):
                 continue
-            # Colour by curve index, so a curve looks the same in every panel.
-            kw: dict[str, Any] = {"marker": "o", "markersize": 4, "linewidth": 1.5, "color": f"C{k % 10}"}
-            if curve.name in CODECS:
-                kw.update(linestyle="--", marker="s", linewidth=1.0)
+            # Style by curve index, so a curve looks the same in every panel.
+            kw: dict[str, Any] = {"markersize": 4, "linewidth": 1.5, **base[k]}
+            if is_classical(curve.name):
+                kw.update(linestyle="--", linewidth=1.0)
             kw.update(styles.get(curve.name, {}))
-            ax.plot(curve.results["bpp"], curve.results[metric], label=curve.name, **kw)
+            ax.plot(curve.results["bpp"], curve.values(metric), label=curve.name, **kw)
             drawn += 1
         ax.set_xlabel("bits per pixel (bpp)")
         ax.set_ylabel(LABELS.get(metric, metric + (" ↓" if metric in LOWER_IS_BETTER else "")))
@@ -78,10 +109,23 @@ def rd_figure(
     return fig
 
 
-def save_figure(fig: Figure, path: str | Path) -> Path:
+def figure_path(path: str | Path) -> Path:
+    """The figure file ``path`` names; ResultsError unless its suffix is a type we write."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    if path.suffix.lower() not in FIGURE_TYPES:
+        raise ResultsError(f"{path}: a figure is written as {', '.join(FIGURE_TYPES)}; "
+                           f"give the file one of these suffixes")
+    return path
+
+
+def save_figure(fig: Figure, path: str | Path) -> Path:
+    """Write ``fig`` (PNG, PDF or SVG by suffix) carrying hdc's marker; one-line errors."""
+    path = figure_path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, metadata={FIGURE_TYPES[path.suffix.lower()]: MARKER})
+    except OSError as e:
+        raise ResultsError(f"{path}: cannot write the figure ({e.strerror or first_line(e)})") from None
     return path
 
 
@@ -90,6 +134,7 @@ def plot_files(paths: Sequence[str | Path], out: str | Path, metrics: Sequence[s
     """Read results JSONs (folders expand to their JSONs) and write one figure."""
     from hdc_lightning.evaluation.results import expand_paths, read_curve
 
+    out = figure_path(out)
     curves = [read_curve(p) for p in expand_paths(paths)]
     for m in metrics or ():
         if not any(c.has(m) for c in curves):

@@ -26,7 +26,9 @@ from hdc_lightning.errors import DataError
 IMAGE_METRICS = ("bpp", "psnr-rgb", "ms-ssim-rgb", "lpips", "dists", "encoding_time", "decoding_time")
 # Keys computed over a whole set (not averaged per image).
 SET_METRICS = ("fid", "kid")
-ALIASES = {"psnr": "psnr-rgb", "ms-ssim": "ms-ssim-rgb"}
+ALIASES = {"psnr": "psnr-rgb", "ms-ssim": "ms-ssim-rgb", "ms-ssim-db": "ms-ssim-db-rgb"}
+# Metric keys that must be lists when present (a scalar there is a malformed file, not an extra).
+CURVE_KEYS = frozenset({*IMAGE_METRICS, *SET_METRICS, "ms-ssim-db-rgb"})
 LOWER_IS_BETTER = frozenset({"bpp", "lpips", "dists", "fid", "kid", "encoding_time", "decoding_time"})
 
 
@@ -47,8 +49,16 @@ class Curve:
     def __len__(self) -> int:
         return len(self.results.get("bpp", []))
 
+    def values(self, key: str) -> list[float] | None:
+        """``results[key]``, or None; MS-SSIM in dB is derived from ``ms-ssim-rgb`` when absent."""
+        if key in self.results and len(self.results[key]) == len(self):
+            return self.results[key]
+        if key == "ms-ssim-db-rgb" and self.has("ms-ssim-rgb") and all(v < 1 for v in self.results["ms-ssim-rgb"]):
+            return [ms_ssim_db(v) for v in self.results["ms-ssim-rgb"]]
+        return None
+
     def has(self, key: str) -> bool:
-        return key in self.results and len(self.results[key]) == len(self)
+        return self.values(key) is not None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "description": self.description, "results": self.results}
@@ -139,12 +149,28 @@ def _number_list(path: Path, key: str, value: Any) -> list[float]:
     for i, v in enumerate(value):
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise _bad(path, f"results['{key}'][{i}] is {v!r}, not a number")
+        if not math.isfinite(v):
+            raise _bad(path, f"results['{key}'][{i}] is {v}, not a finite number")
         out.append(float(v))
     return out
 
 
+def ms_ssim_db(value: float) -> float:
+    """MS-SSIM in decibels, ``-10 log10(1 - ms-ssim)``, as CompressAI's published files give it."""
+    return -10.0 * math.log10(1.0 - value)
+
+
+def _add_ms_ssim_fraction(lists: dict[str, list[float]]) -> None:
+    """CompressAI's published MS-SSIM files give it only in dB: derive the fraction too."""
+    if "ms-ssim-db-rgb" in lists and "ms-ssim-rgb" not in lists:
+        lists["ms-ssim-rgb"] = [1.0 - 10.0 ** (-v / 10.0) for v in lists["ms-ssim-db-rgb"]]
+
+
 def parse_curve(obj: Any, path: Path) -> Curve:
-    """Validate a decoded results object (CompressAI schema, old key names accepted)."""
+    """Validate a decoded results object (CompressAI schema, old key names accepted).
+
+    Points come back sorted by bpp, whatever order the file lists them in.
+    """
     if not isinstance(obj, dict):
         raise _bad(path, f"top level must be a JSON object, got {type(obj).__name__}")
     results = obj.get("results")
@@ -155,7 +181,7 @@ def parse_curve(obj: Any, path: Path) -> Curve:
     lists: dict[str, list[float]] = {}
     for key, value in results.items():
         key = ALIASES.get(key, key)
-        if not isinstance(value, list):
+        if not isinstance(value, list) and key not in CURVE_KEYS:
             continue  # scalars/extra objects some tools add are not curves
         lists[key] = _number_list(path, key, value)
     n = len(lists["bpp"])
@@ -164,6 +190,9 @@ def parse_curve(obj: Any, path: Path) -> Curve:
     for key, values in lists.items():
         if len(values) != n:
             raise _bad(path, f"results['{key}'] has {len(values)} entries but 'bpp' has {n}")
+    _add_ms_ssim_fraction(lists)
+    order = sorted(range(n), key=lambda i: lists["bpp"][i])
+    lists = {k: [v[i] for i in order] for k, v in lists.items()}
     name = obj.get("name")
     if not isinstance(name, str) or not name:
         name = path.stem
@@ -172,17 +201,28 @@ def parse_curve(obj: Any, path: Path) -> Curve:
     return Curve(name=name, results=lists, description=description, meta=meta, path=path)
 
 
+def _no_constant(token: str) -> Any:
+    raise ValueError(f"{token} is not a JSON number")
+
+
+def load_json(path: Path) -> Any:
+    """Strict JSON: NaN and Infinity (which Python's reader accepts) are refused."""
+    return json.loads(path.read_text(), parse_constant=_no_constant)
+
+
 def read_curve(path: str | Path) -> Curve:
     """Read and validate one results JSON; any problem is one line naming the file."""
     path = Path(path)
     if not path.is_file():
         raise _bad(path, "results file not found")
     try:
-        obj = json.loads(path.read_text())
+        obj = load_json(path)
     except UnicodeDecodeError:
         raise _bad(path, "not a text file (expected a results JSON)") from None
     except json.JSONDecodeError as e:
         raise _bad(path, f"not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
+    except ValueError as e:
+        raise _bad(path, f"not valid JSON ({e})") from None
     except OSError as e:
         raise _bad(path, f"cannot be read ({e.strerror or e})") from None
     return parse_curve(obj, path)
@@ -191,8 +231,8 @@ def read_curve(path: str | Path) -> Curve:
 def is_results_file(path: Path) -> bool:
     """Cheap check used when scanning folders: a JSON object with a 'results' key."""
     try:
-        obj = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        obj = load_json(path)
+    except (OSError, ValueError):
         return False
     return isinstance(obj, dict) and isinstance(obj.get("results"), dict) and "bpp" in obj["results"]
 

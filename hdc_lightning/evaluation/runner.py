@@ -22,9 +22,9 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from hdc_lightning.errors import CheckpointError, ConfigError
+from hdc_lightning.errors import CheckpointError, ConfigError, DataError, first_line
 from hdc_lightning.evaluation import classical
-from hdc_lightning.evaluation.bd import BDError, bd_quality, bd_rate
+from hdc_lightning.evaluation.bd import bd_table, check_anchor
 from hdc_lightning.evaluation.fid import PatchFID, inception_extractor
 from hdc_lightning.evaluation.metrics import MetricSuite, MetricUnavailable, note_once
 from hdc_lightning.evaluation.results import (
@@ -46,6 +46,8 @@ class EvalOptions:
     progress: bool = True
     device: str = "cpu"  # where LPIPS/DISTS/FID networks run
     codec_device: str = "cpu"  # where the codec's transforms run (its entropy coding stays on the CPU)
+    target_bpp: Sequence[float] = ()  # one point per rate, rate control over all checkpoints
+    realism: Sequence[float] = ()  # one point per decode realism of the single checkpoint
 
 
 @dataclass
@@ -143,11 +145,15 @@ class _Images:
             if name in self.skipped:
                 continue
             try:
-                yield name, to_float(read_rgb(path))
+                image = to_float(read_rgb(path))
             except (OSError, CorruptImage, RuntimeError) as e:
-                reason = (str(e).splitlines() or [type(e).__name__])[0]
-                self.skipped[name] = reason
-                print(f"hdc eval: skipped unreadable image {name}: {reason}", file=sys.stderr)
+                self.skip(name, first_line(e), "unreadable image")
+                continue
+            yield name, image
+
+    def skip(self, name: str, reason: str, what: str = "image") -> None:
+        self.skipped[name] = reason
+        print(f"hdc eval: skipped {what} {name}: {reason}", file=sys.stderr)
 
 
 def evaluate_point(
@@ -165,11 +171,16 @@ def evaluate_point(
                file=sys.stderr, leave=True)
     for name, image in bar:
         _, h, w = image.shape
-        coded = code_image(codec, image, choose_tile(h, w, opts.tile, opts.max_pixels))
+        try:
+            coded = code_image(codec, image, choose_tile(h, w, opts.tile, opts.max_pixels))
+        except DataError as e:  # the image itself is refused (e.g. larger than the format): skip it like unreadable ones
+            images.skip(name, first_line(e))
+            continue
         bpp = coded.nbytes * 8 / (h * w)
         rec = {"name": name, "height": h, "width": w, "bytes": coded.nbytes, "bpp": bpp, "tiles": coded.tiles,
                **suite(image, coded.image),
                "encoding_time": coded.encoding_time, "decoding_time": coded.decoding_time}
+        rec.update(getattr(codec, "record", dict)())  # what an operating-point codec chose for this image
         point.records.append(rec)
         if fids["learned"] is not None:
             fids["learned"].update(image, coded.image, key=name, cache=ref_cache)
@@ -192,43 +203,46 @@ def evaluate_point(
     return point, base
 
 
-# ---- BD table -------------------------------------------------------------------------
-BD_METRICS = (("psnr-rgb", True, "bd-psnr"), ("ms-ssim-rgb", True, "bd-ms-ssim"), ("lpips", False, "bd-lpips"))
-
-
-def bd_table(curves: Sequence[Curve], anchor: Curve) -> dict[str, Any]:
-    """BD-rate (per metric) and BD-quality of each curve against ``anchor``; errors kept as text."""
-    table: dict[str, Any] = {"anchor": anchor.name, "curves": {}}
-    for curve in curves:
-        if curve is anchor or curve.name == anchor.name:
-            continue
-        row: dict[str, Any] = {}
-        for metric, higher, q_name in BD_METRICS:
-            if not (curve.has(metric) and anchor.has(metric)):
-                continue
-            args = (anchor.results["bpp"], anchor.results[metric], curve.results["bpp"], curve.results[metric],
-                    higher, (anchor.name, curve.name))
-            try:
-                row[f"bd-rate[{metric}]"] = bd_rate(*args)
-                row[q_name] = bd_quality(*args)
-            except BDError as e:
-                row[f"error[{metric}]"] = str(e)
-        table["curves"][curve.name] = row
-    return table
-
-
+# ---- BD anchor -----------------------------------------------------------------------
 def resolve_anchor(anchor: str | None, name: str, baselines: Sequence[str]) -> Curve | str | None:
     """A results JSON is read now (fail before hours of coding); a name must be a curve we make."""
     if anchor is None:
         return None
     if anchor.endswith(".json") or Path(anchor).is_file():
-        return read_curve(anchor)
+        curve = read_curve(anchor)
+        check_anchor(curve)
+        return curve
     if anchor not in (name, *baselines):
         raise ConfigError(
             f"--anchor {anchor!r} is neither a results JSON nor a curve of this evaluation "
             f"(choose from {', '.join((name, *baselines))})"
         )
     return anchor
+
+
+def _operating_points(ckpts: list[Path], labels: list[str], loader: Callable, opts: EvalOptions) -> list[tuple]:
+    """(label, checkpoint, codec maker) per point: one per checkpoint; or one per --target-bpp
+    rate, rate control over every checkpoint; or one per --realism value of one checkpoint.
+    Codecs of a sweep are loaded once and shared by its points."""
+    loaded: list = []
+
+    def load_all() -> list:
+        loaded[:] = loaded or [loader(c) for c in ckpts]
+        return loaded
+
+    if opts.target_bpp:
+        from hdc_lightning.codec.rate_control import Point, RateControlled
+
+        make = lambda r: RateControlled([Point(lb, c) for lb, c in zip(labels, load_all())], r)  # noqa: E731
+        return [(f"R={r:g}", ",".join(map(str, ckpts)), lambda r=r: make(r)) for r in opts.target_bpp]
+    if opts.realism:
+        from hdc_lightning.codec.hybrid import WithRealism
+
+        if len(ckpts) != 1:
+            raise ConfigError(f"--realism draws the curve of one rate point; got {len(ckpts)} checkpoints")
+        encoded: dict = {}  # every realism point decodes the same files
+        return [(f"A={a:g}", str(ckpts[0]), lambda a=a: WithRealism(load_all()[0], a, encoded)) for a in opts.realism]
+    return [(label, str(ckpt), lambda ckpt=ckpt: loader(ckpt)) for ckpt, label in zip(ckpts, labels)]
 
 
 # ---- the whole evaluation -------------------------------------------------------------
@@ -268,9 +282,9 @@ def run_eval(
     learned: list[PointResult] = []
     base: dict[str, list[PointResult]] = {b: [] for b in opts.baselines}
     files: list[Path] = []
-    for ckpt, label in zip(ckpts, labels):
-        codec = loader(ckpt)
-        point, matched = evaluate_point(codec, label, str(ckpt), images, suite, opts, matcher, ref_cache, fid_net)
+    for label, ckpt, make_codec in _operating_points(ckpts, labels, loader, opts):
+        codec = make_codec()
+        point, matched = evaluate_point(codec, label, ckpt, images, suite, opts, matcher, ref_cache, fid_net)
         del codec
         if not point.records:
             raise ConfigError(f"{data}: none of the {len(images.files)} images could be read")
@@ -280,6 +294,8 @@ def run_eval(
     skipped = [{"name": k, "reason": v} for k, v in images.skipped.items()]
     peak = peak_rss_mib()
     settings = {"data": str(data), "tile": opts.tile, "max_pixels": opts.max_pixels,
+                **({"target_bpp": list(opts.target_bpp)} if opts.target_bpp else {}),
+                **({"realism": list(opts.realism)} if opts.realism else {}),
                 "unavailable": dict(suite.unavailable), "peak_rss_mib": round(peak, 1)}
     if torch.cuda.is_available() and torch.cuda.max_memory_allocated() > 0:
         settings["peak_cuda_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)

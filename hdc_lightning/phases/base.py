@@ -93,6 +93,13 @@ class PhaseModule(L.LightningModule):
             if v.numel() == 1 and torch.isfinite(v):
                 self.log(f"{prefix}/{key}", v.to(self.device) if v.device != self.device else v, **kwargs)
 
+    def logging_this_step(self) -> bool:
+        """Whether this step's ``on_step`` values reach the logger (others are dropped, so
+        metrics that cost a host sync are computed only then)."""
+        # The same test Lightning's own LearningRateMonitor/DeviceStatsMonitor use.
+        connector = getattr(self._trainer, "_logger_connector", None)
+        return True if connector is None else bool(connector.should_update_logs)
+
     def log_image_grid(self, tag: str, images: list[torch.Tensor], nrow: int | None = None) -> None:
         """Write one grid (images side by side, rows = batch) to TensorBoard, rank 0 only."""
         exp = getattr(self.logger, "experiment", None)
@@ -188,7 +195,8 @@ class PhaseModule(L.LightningModule):
                 f"missing {len(result.missing_keys)}, unexpected {len(result.unexpected_keys)}"
             )
             report.append(line)
-            rank_zero_warn(line + _key_list("missing", result.missing_keys) + _key_list("unexpected", result.unexpected_keys))
+            keys = _key_list("missing", result.missing_keys) + _key_list("unexpected", result.unexpected_keys)
+            rank_zero_warn(line + keys)
         return report
 
     # ---- optimisation -----------------------------------------------------------------
@@ -283,7 +291,8 @@ def flatten_sources(sources: Mapping[str, Any], prefix: str = "") -> dict[str, A
     out: dict[str, Any] = {}
     for key, value in sources.items():
         path = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value and "ckpt" not in value and all(isinstance(v, Mapping) for v in value.values()):
+        nested = isinstance(value, Mapping) and value and "ckpt" not in value
+        if nested and all(isinstance(v, Mapping) for v in value.values()):
             out.update(flatten_sources(value, path + "."))
         else:
             out[path] = value

@@ -23,7 +23,6 @@ from torch import Tensor
 
 from hdc_lightning import registry
 from hdc_lightning.losses.drv import DRVMatchLoss
-from hdc_lightning.phases.base import flatten_sources  # noqa: F401  (re-exported for older imports)
 from hdc_lightning.phases.hybrid import STAGES, HybridPhase, HybridPhaseConfig, Stage
 
 

@@ -92,7 +92,7 @@ class LICPretrain(PhaseModule):
         loss = self.guard_loss(terms["loss"] + aux)
         if loss is None:
             return None
-        if self._logs_written_this_step():  # on other steps Lightning would drop on_step values anyway
+        if self.logging_this_step():
             rd_loss = terms.pop("loss")
             logs = {**terms, "rd_loss": rd_loss, "loss": loss, "aux_loss": aux, "psnr": psnr_rgb(x, out.x_hat)}
             if logs["ms_ssim"] is None:
@@ -100,11 +100,6 @@ class LICPretrain(PhaseModule):
                     logs["ms_ssim"] = ms_ssim(out.x_hat.detach(), x)
             self.log_scalars("train", logs, on_step=True, on_epoch=False, batch_size=x.shape[0])
         return loss
-
-    def _logs_written_this_step(self) -> bool:
-        # The same test Lightning's own LearningRateMonitor/DeviceStatsMonitor use.
-        connector = getattr(self._trainer, "_logger_connector", None)
-        return True if connector is None else bool(connector.should_update_logs)
 
     # ---- validation: the LIC codec's own files ----------------------------------------------
     def on_validation_epoch_start(self) -> None:
@@ -126,7 +121,8 @@ class LICPretrain(PhaseModule):
         named = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
         aux = [p for n, p in named if n.endswith(".quantiles")]
         if not aux:
-            raise ConfigError(f"model.name: phase 'lic' needs a model with entropy-bottleneck quantiles, got '{self.cfg['model'].get('name')}'")
+            name = self.cfg["model"].get("name")
+            raise ConfigError(f"model.name: phase 'lic' needs a model with entropy-bottleneck quantiles, got '{name}'")
         opt = self.build_optimizer([
             {"params": [p for n, p in named if not n.endswith(".quantiles")], "lr": self.c.lr, "name": "net"},
             {"params": aux, "lr": self.c.aux_lr, "name": "aux"},

@@ -98,6 +98,7 @@ class VQCodebook(PhaseModule):
             self.clip_gradients(opt, gradient_clip_val=self.c.grad_clip, gradient_clip_algorithm="norm")
         opt.step()
 
+        psnr = psnr_rgb(x, out.x_hat) if self.logging_this_step() else None  # a host sync: only when logged
         self.log_scalars("train", {
             "loss": loss, "l1": terms.rec,
             "lpips": terms.perceptual if self.loss.perceptual is not None else None,  # loss term (maybe random trunk)
@@ -105,7 +106,7 @@ class VQCodebook(PhaseModule):
             "logits_real": terms.logits_real, "logits_fake": terms.logits_fake,
             "codebook": out.codebook_loss, "commit": out.commit_loss,
             "prior_bits_per_index": out.prior_loss / math.log(2.0),
-            "perplexity": out.perplexity, "usage": out.usage, "psnr": psnr_rgb(x, out.x_hat),
+            "perplexity": out.perplexity, "usage": out.usage, "psnr": psnr,
             "disc_active": float(self.global_step >= self.c.disc_start),
         }, on_step=True, prog_bar=False)
         if self.c.image_every > 0 and (self.global_step - 1) % self.c.image_every == 0:  # after step 1, 1+N, ...

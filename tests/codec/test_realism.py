@@ -1,0 +1,85 @@
+"""`hdc decompress --realism A`: 0 and 1 are today's two outputs exactly, in between a fixed mix."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hdc_lightning.cli import main
+from hdc_lightning.codec import load_codec
+from hdc_lightning.codec.imageio import read_image, write_image
+from hdc_lightning.errors import ConfigError
+from hdc_lightning.evaluation.runner import EvalOptions, run_eval
+from hdc_lightning.testing import random_init_checkpoint, synthetic_image
+
+HDC_TINY = {"name": "hdc", "preset": "tiny", "args": {}}
+
+
+@pytest.fixture(scope="module")
+def coded(tmp_path_factory):
+    d = tmp_path_factory.mktemp("realism")
+    ckpt = random_init_checkpoint(d / "hdc-tiny.ckpt", HDC_TINY, seed=0)
+    codec = load_codec(str(ckpt))
+    data = codec.encode(synthetic_image(48, 64, seed=3))
+    _, both = codec.decode_full(data)  # the model's two outputs, independent of the realism code
+    return ckpt, codec, data, both
+
+
+def test_ends_are_the_two_outputs_exactly(coded):
+    _, codec, data, both = coded
+    assert torch.equal(codec.decode(data, realism=0).image, both.x_hat_lic[0])
+    assert torch.equal(codec.decode(data, realism=1).image, both.x_tilde[0])
+    assert torch.equal(codec.decode(data, realism=0).image, codec.decode(data, output="fidelity").image)
+    assert torch.equal(codec.decode(data).image, both.x_tilde[0])
+
+
+def test_middle_is_the_deterministic_mix(coded):
+    _, codec, data, both = coded
+    a, b = codec.decode(data, realism=0.25).image, codec.decode(data, realism=0.25).image
+    assert torch.equal(a, b)
+    expected = (0.75 * both.x_hat_lic[0] + 0.25 * both.x_tilde[0]).clamp(0, 1)
+    assert torch.equal(a, expected)
+    assert not torch.equal(a, both.x_hat_lic[0]) and not torch.equal(a, both.x_tilde[0])
+
+
+@pytest.mark.parametrize("bad", [1.5, -0.1, float("nan"), "abc"])
+def test_bad_realism_raises(coded, bad):
+    _, codec, data, _ = coded
+    with pytest.raises(ConfigError):
+        codec.decode(data, realism=bad)
+
+
+def test_output_and_realism_must_agree(coded):
+    _, codec, data, _ = coded
+    with pytest.raises(ConfigError, match="contradicts"):
+        codec.decode(data, output="fidelity", realism=1)
+
+
+def test_cli_realism_zero_writes_the_fidelity_png(tmp_path, coded, capsys):
+    ckpt, _, data, _ = coded
+    f = tmp_path / "x.hdc"
+    f.write_bytes(data)
+    base = ["decompress", str(f), "--ckpt", str(ckpt)]
+    assert main([*base, "-o", str(tmp_path / "fid.png"), "--output", "fidelity"]) == 0
+    assert main([*base, "-o", str(tmp_path / "a0.png"), "--realism", "0"]) == 0
+    assert torch.equal(read_image(tmp_path / "fid.png"), read_image(tmp_path / "a0.png"))
+    for bad in ("1.5", "abc", "-1"):
+        assert main([*base, "-o", str(tmp_path / "bad.png"), "--realism", bad]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "--realism" in err, err
+
+
+def test_eval_realism_curve_and_target_curve(tmp_path, coded):
+    ckpt, _, _, _ = coded
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    write_image(folder / "a.png", synthetic_image(48, 64, seed=3))
+    opts = EvalOptions(lpips=False, dists=False, fid=False, ms_ssim=False, progress=False, realism=[0, 0.5, 1])
+    summary = run_eval([ckpt], folder, tmp_path / "pd", opts=opts)
+    r = summary.curves[0].results
+    assert len(r["bpp"]) == 3 and len(set(r["bpp"])) == 1  # one rate point, three decodes
+    assert r["psnr-rgb"][0] != r["psnr-rgb"][2]
+    opts = EvalOptions(lpips=False, dists=False, fid=False, ms_ssim=False, progress=False, target_bpp=[0.01, 50])
+    summary = run_eval([ckpt], folder, tmp_path / "rc", opts=opts)
+    bpp = summary.curves[0].results["bpp"]
+    assert bpp[0] > 0.01 and bpp[1] <= 50  # 0.01 is unreachable: coded at the smallest size, flagged
