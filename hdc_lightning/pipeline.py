@@ -158,9 +158,30 @@ def load_pipeline(path: str | Path, overrides: list[str] = ()) -> tuple[Pipeline
     return spec, path
 
 
+def _schema_defaults(phase_name: str) -> dict:
+    from hdc_lightning import registry
+    from hdc_lightning.config.schema import Config
+
+    out = OmegaConf.to_container(OmegaConf.structured(Config))
+    schema = getattr(registry.get("phase", phase_name).factory, "Config", None)
+    out["phase"] = OmegaConf.to_container(OmegaConf.structured(schema)) if schema else {}
+    return json.loads(json.dumps(out, default=str))
+
+
+def _without_defaults(values: Any, defaults: Any) -> Any:
+    if not (isinstance(values, dict) and isinstance(defaults, dict)):
+        return values
+    pruned = {k: _without_defaults(v, defaults.get(k)) for k, v in values.items() if k not in defaults or v != defaults[k]}
+    return {k: v for k, v in pruned.items() if v != {} or k not in defaults}
+
+
 def stage_identity(cfg: dict, sources: dict[str, tuple[str, str]]) -> dict:
-    """The resolved config minus :data:`NOT_IN_IDENTITY`, plus ``{attr: (source key, prefix)}``."""
-    ident = json.loads(json.dumps(cfg, default=str))
+    """The resolved config minus :data:`NOT_IN_IDENTITY`, plus ``{attr: (source key, prefix)}``.
+
+    Settings equal to their schema default are left out, so a code update that adds an option
+    (at a default that keeps today's behaviour) does not make every trained stage a new one;
+    two configs that resolve to the same values still get the same identity, any other two not."""
+    ident = _without_defaults(json.loads(json.dumps(cfg, default=str)), _schema_defaults(cfg["phase"]["name"]))
     for section, keys in NOT_IN_IDENTITY.items():
         for key in keys:
             ident.get(section, {}).pop(key, None)
