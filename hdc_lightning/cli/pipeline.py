@@ -34,7 +34,7 @@ def print_plan(spec, plans, source: str, commands: bool = False, out=print) -> N
         f"under {plans[0].run_root}/")
     width = max(len(p.key) for p in plans) + 2
     src_w = max([len(" ".join(s.key for s, _ in p.sources.values())) for p in plans] + [4]) + 2
-    out(f"  {'stage run':<{width}}{'status':<11}{'from':<{src_w}}" + ("points" if points != [""] else ""))
+    out((f"  {'stage run':<{width}}{'status':<11}{'from':<{src_w}}" + ("points" if points != [""] else "")).rstrip())
     statuses = [p.status() for p in plans]
     for p, status in zip(plans, statuses):
         src = " ".join(s.key for s, _ in p.sources.values()) or "-"
