@@ -1,25 +1,13 @@
 """Staged runs: the four phases in order, each stage trained once however many points use it.
 
-A pipeline YAML names its stages (each a training config plus overrides), which earlier
-stages each one initialises from (weights only) and what it freezes, optionally overrides
-for every stage, and optionally a rate ladder (per-point overrides per stage)::
-
-    name: tiny
-    overrides: [data.train.shards=/data/train-{000000..000099}.tar]   # every stage
-    stages:
-      - {name: lic, config: ../lic/tiny.yaml}
-      - {name: vq,  config: ../vq/tiny.yaml}
-      - name: drv
-        config: ../drv/tiny.yaml
-        init_from: {model.lic: {stage: lic, prefix: model.}, model.vq: {stage: vq, prefix: model.}}
-        freeze: [model.lic, model.vq]
-    ladder:
-      - {name: r1, overrides: {lic: [phase.lmbda=0.0005]}}
+A pipeline YAML (recipe) names its stages (a training config plus overrides each), which
+earlier stages each one initialises from (weights only) and what it freezes, overrides for
+every stage, and optionally a ladder of rate points (per-point overrides per stage); see
+``experiments/pipeline/tiny-ladder.yaml`` and docs/pipeline.md.
 
 A stage run is content-addressed: its identity is its resolved config plus the identities of
-the stage runs it initialises from, so two points, two ablation variants or two recipes under
-one root that resolve to the same stage share one run, and a stage whose config changed is a
-new run. Layout::
+the stage runs it initialises from, so points, ablation variants or recipes under one root that
+resolve to the same stage share one run, and a stage whose config changed is a new run::
 
     runs/shared/<stage>-<hash>/        the stage run (an ``hdc fit`` run directory)
     runs/shared/<stage>-<hash>.json    the identity it was hashed from
@@ -222,13 +210,10 @@ class StagePlan:
         return list(self.links)
 
     def done(self) -> dict | None:
-        marker = self.run_dir / DONE_FILE
-        if marker.is_file():
-            try:
-                return json.loads(marker.read_text())
-            except (OSError, json.JSONDecodeError):
-                return None
-        return None
+        try:
+            return json.loads((self.run_dir / DONE_FILE).read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
 
     @property
     def lock_file(self) -> Path:
