@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from hdc_lightning.cli.common import add_force
 from hdc_lightning.pretrained import add_model_args
 
 
@@ -19,7 +20,7 @@ def add_parser(sub) -> None:
     p.add_argument("-o", "--out", required=True, help="output PNG")
     add_model_args(p)
     p.add_argument("--mask", default=None, help="mask mode: auto | full | 1/4 | 1/9 | none (default: the model's)")
-    p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
+    add_force(p)
     p.set_defaults(run=run)
 
 
@@ -28,25 +29,20 @@ def run(args: argparse.Namespace) -> int:
 
     from hdc_lightning import pretrained
     from hdc_lightning.codec.api import load_codec
-    from hdc_lightning.data.images import read_rgb, to_float
-    from hdc_lightning.errors import ConfigError, DataError
+    from hdc_lightning.codec.imageio import read_image, write_pil
+    from hdc_lightning.errors import ConfigError
     from hdc_lightning.evaluation.metrics import MetricSuite
     from hdc_lightning.evaluation.side_by_side import describe, side_by_side
+    from hdc_lightning.fileio import check_output
 
-    out = Path(args.out)
-    if out.suffix.lower() != ".png":
-        raise ConfigError(f"{out}: the side-by-side is written as PNG (name it .png)")
-    if out.exists() and not args.force:
-        raise ConfigError(f"{out}: exists; pass --force to overwrite it")
+    if Path(args.out).suffix.lower() != ".png":
+        raise ConfigError(f"{args.out}: the side-by-side is written as PNG (name it .png)")
     ref = pretrained.choose(args.model, args.ckpt)
-    options = {"mask": args.mask} if args.mask else {}
-    codec = load_codec(ref, **options)
+    out = check_output(args.out, [args.image, *filter(None, [args.ckpt])], args.force)
+    x = read_image(args.image)
+    codec = load_codec(ref, **({"mask": args.mask} if args.mask else {}))
     if not hasattr(codec, "decode_full"):
         raise ConfigError(f"{ref}: not a hybrid model (no fidelity/perceptual pair to show)")
-    try:
-        x = to_float(read_rgb(args.image))
-    except (OSError, ValueError) as e:
-        raise DataError(f"{args.image}: {(str(e).splitlines() or ['unreadable'])[0]}") from None
     data = codec.encode(x)
     _, dec = codec.decode_full(data, source=args.image, output="both")
     bpp = len(data) * 8 / (x.shape[-2] * x.shape[-1])
@@ -55,7 +51,6 @@ def run(args: argparse.Namespace) -> int:
     m_fid, m_per = suite(x, fid), suite(x, per)
     captions = ["original", f"fidelity x_hat_lic: {describe(m_fid)}", f"perceptual x_tilde: {describe(m_per)}"]
     title = f"{Path(args.image).name}: {len(data)} bytes = {bpp:.4f} bpp ({codec.model_id}, mask {codec.mask})"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    side_by_side([x, fid, per], captions, title).save(out)
+    write_pil(out, side_by_side([x, fid, per], captions, title))
     print(f"{out}: {bpp:.4f} bpp; fidelity {describe(m_fid)}; perceptual {describe(m_per)}")
     return 0

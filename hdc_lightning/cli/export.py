@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from hdc_lightning.cli.common import add_force
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
@@ -15,22 +17,16 @@ def add_parser(sub) -> None:
     p.add_argument("ckpt", help="checkpoint written by `hdc fit`")
     p.add_argument("-o", "--out", required=True, help="output file (.pt)")
     p.add_argument("--half", action="store_true", help="store float tensors as float16 (half the size)")
-    p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
+    add_force(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from hdc_lightning.checkpoints import checkpoint_config, safe_load
     from hdc_lightning.codec.api import export_checkpoint, load_codec
-    from hdc_lightning.errors import ConfigError
+    from hdc_lightning.fileio import check_output
 
-    out = Path(args.out)
-    if out.exists() and not args.force:
-        raise ConfigError(f"{out}: exists; pass --force to overwrite it")
-    if out.resolve() == Path(args.ckpt).resolve():
-        raise ConfigError(f"{out}: is the input checkpoint; choose another output")
+    out = check_output(args.out, [args.ckpt], args.force)
     codec = load_codec(args.ckpt)
     spec = dict(checkpoint_config(safe_load(args.ckpt), args.ckpt)["model"])
     out.parent.mkdir(parents=True, exist_ok=True)

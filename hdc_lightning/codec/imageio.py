@@ -44,7 +44,12 @@ def image_format(path: str | Path) -> str:
 
 
 def write_image(path: str | Path, image: torch.Tensor) -> Path:
-    """Write Tensor[3,H,W] in [0,1] as a lossless PNG (or the format the suffix names).
+    """Write Tensor[3,H,W] in [0,1] as a lossless PNG (or the format the suffix names)."""
+    return write_pil(path, Image.fromarray(to_uint8(image)))
+
+
+def write_pil(path: str | Path, img: Image.Image) -> Path:
+    """Write a PIL image in the format the suffix names.
 
     A PNG carries hdc's marker in a text chunk, so a later run may replace it without --force.
     """
@@ -57,7 +62,7 @@ def write_image(path: str | Path, image: torch.Tensor) -> Path:
         extra["pnginfo"] = info
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(to_uint8(image)).save(path, format=fmt, **extra)
+        img.save(path, format=fmt, **extra)
     except (OSError, ValueError, KeyError) as e:
         raise DataError(f"{path}: cannot write image ({first_line(e)})") from None
     return path

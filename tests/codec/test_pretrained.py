@@ -70,3 +70,16 @@ def test_cli_uses_the_shipped_model_by_default(tmp_path):
     subprocess.run([*hdc, "decompress", str(tmp_path / "im.hdc"), "-o", str(tmp_path / "out.png")],
                    check=True, capture_output=True)
     assert Image.open(tmp_path / "out.png").size == (80, 64)
+
+
+def test_compare_writes_a_side_by_side_and_never_its_input(tmp_path):
+    from PIL import Image
+
+    src = tmp_path / "im.png"
+    Image.fromarray((synthetic_image(64, 80, seed=5).permute(1, 2, 0) * 255).byte().numpy()).save(src)
+    hdc = [sys.executable, "-m", "hdc_lightning", "compare", str(src)]
+    for _ in range(2):  # a rerun replaces its own figure without --force
+        subprocess.run([*hdc, "-o", str(tmp_path / "side.png")], check=True, capture_output=True)
+    assert Image.open(tmp_path / "side.png").width == 3 * 80 + 2 * 6
+    bad = subprocess.run([*hdc, "-o", str(src)], capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "is also an input" in bad.stderr
