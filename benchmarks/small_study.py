@@ -60,6 +60,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--ablation", action="append", default=[], metavar="NAME=CKPT",
                    help="a retrained ablation of the hybrid (e.g. no_drv=runs/small-ablation/no_drv-fusion/"
                         "checkpoints/last.ckpt), measured at the mask levels of ABLATION_MASKS")
+    p.add_argument("--only-ablation", action="store_true",
+                   help="measure only the hybrid and each --ablation at the mask levels of ABLATION_MASKS "
+                        "(no LIC ladder, VQ stream or classical codecs)")
     return p.parse_args(argv)
 
 
@@ -103,6 +106,17 @@ class Study:
                 point["x_dists_subset"] = sum(subset) / len(subset)
             points.append(point)
         return curve_from_points(name, points)
+
+
+def index_accuracy(study: Study, masks=MASKS) -> dict:
+    """T's accuracy on the unsent positions per perceptual curve and mask level (``full`` sends all)."""
+    out = {}
+    for curve, points in study.records.items():
+        if curve.endswith("-perceptual"):
+            out[curve] = {mask: {k: sum(r[k] for r in recs) / len(recs) for k in recs[0] if k.startswith("x_index_acc")}
+                          for mask, recs in zip(masks if curve == "hdc-perceptual" else ABLATION_MASKS, points)
+                          if mask != "full"}
+    return out
 
 
 def run_lic(study: Study, runs: Path | None) -> None:
@@ -209,40 +223,40 @@ def main(argv=None) -> int:
     images = [(f.name, to_float(read_rgb(f))) for f in files]
     study, out, t0 = Study(images, args.dists_images), Path(args.out), time.time()
     out.mkdir(parents=True, exist_ok=True)
-    run_lic(study, Path(args.runs) if args.runs else None)
-    rates = run_hybrid(study, args.model)
-    run_vq(study, args.model)
+    masks = ABLATION_MASKS if args.only_ablation else MASKS
+    if not args.only_ablation:
+        run_lic(study, Path(args.runs) if args.runs else None)
+    rates = run_hybrid(study, args.model, masks)
+    if not args.only_ablation:
+        run_vq(study, args.model)
     for item in args.ablation:
         name, _, ckpt = item.partition("=")
         run_hybrid(study, ckpt, ABLATION_MASKS, prefix=f"ablation-{name}")
-    run_classical(study, rates)
+    if not args.only_ablation:
+        run_classical(study, rates)
     curves = {name: study.curve(name) for name in study.records}
     for name, c in curves.items():
         write_curve(out / f"{name}.json", c)
-    # T's accuracy on the unsent positions, per mask level ("full" sends every index: none).
-    index_accuracy = {
-        mask: {k: sum(r[k] for r in recs) / len(recs) for k in recs[0] if k.startswith("x_index_acc")}
-        for mask, recs in zip(MASKS, study.records["hdc-perceptual"]) if mask != "full"
-    }
-    low = [sum(r <= 0.05 for r in level) for level in rates]
-    # Images each classical codec coded at ≤ 0.05 bpp when asked for the hybrid's lowest rate.
-    low_classical = {c: sum(r["bpp"] <= 0.05 for r in study.records[c][0]) for c in CLASSICAL}
     summary = {
-        "images": len(images), "seconds": round(time.time() - t0, 1), "masks": list(MASKS), "lic_runs": list(LIC_RUNS),
-        "ablation_masks": list(ABLATION_MASKS),
-        "curves": {n: c.to_json() for n, c in curves.items()}, "bd_rate_percent": bd_rows(curves),
-        "index_accuracy": index_accuracy,
-        "images_at_most_0.05_bpp_per_mask": dict(zip(MASKS, low)),
-        "classical_images_at_most_0.05_bpp": low_classical,
+        "images": len(images), "seconds": round(time.time() - t0, 1), "masks": list(masks),
+        "ablation_masks": list(ABLATION_MASKS), "ablations": list(args.ablation),
+        "curves": {n: c.to_json() for n, c in curves.items()},
+        "index_accuracy": index_accuracy(study, masks),
+        "images_at_most_0.05_bpp_per_mask": dict(zip(masks, [sum(r <= 0.05 for r in level) for level in rates])),
         "dists_images": sorted(study.dists_names),
         "metrics_unavailable": {**study.metrics.unavailable, **study.dists.unavailable},
     }
+    if not args.only_ablation:
+        # Images each classical codec coded at ≤ 0.05 bpp when asked for the hybrid's lowest rate.
+        summary.update({"lic_runs": list(LIC_RUNS), "bd_rate_percent": bd_rows(curves),
+                        "classical_images_at_most_0.05_bpp": {c: sum(r["bpp"] <= 0.05 for r in study.records[c][0])
+                                                              for c in CLASSICAL}})
     write_json(out / "study.json", summary)
     fig = rd_figure(list(curves.values()), metrics=["psnr-rgb", "lpips"])
     save_figure(fig, out / "rd.png")
     print(table(curves))
     print(json.dumps({k: summary[k] for k in ("bd_rate_percent", "index_accuracy", "images_at_most_0.05_bpp_per_mask",
-                                              "classical_images_at_most_0.05_bpp")}, indent=1))
+                                              "classical_images_at_most_0.05_bpp") if k in summary}, indent=1))
     print(f"dists*: mean over the first {len(study.dists_names)} images only")
     print(f"wrote {out}/study.json, {out}/rd.png and one JSON per curve ({summary['seconds']} s)")
     return 0

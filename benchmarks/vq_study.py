@@ -10,7 +10,9 @@ steps), then measures every final model on all of ``--data``:
   32-px frame / inside it, ``evaluation/diagnostics.py``) and the chroma error (Cb/Cr of
   16-px block means, ×255);
 * the learning curves (val PSNR and LPIPS against steps and CPU minutes) into ``curves.png``;
-* ``kodim01`` (the first image) reconstructed by each variant into ``recon_<variant>.png``.
+* ``kodim01`` (the first image) reconstructed by each variant into ``recon_<variant>_<steps>.png``.
+
+Rerun with more ``--steps`` to extend a finished study: each run resumes from its checkpoint.
 
 Variants: ``tiny`` (zero padding, K=128, LPIPS weight 1.0: the configuration of the report),
 ``tiny-replicate`` (only the padding changed), ``tiny-lpips0.2`` (only the LPIPS weight
@@ -61,8 +63,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 def train(name: str, args, val_dir: Path) -> float:
     """Runs (or resumes) one variant; returns its wall time in seconds (0 when already done)."""
     run = Path(args.root) / name
-    if (run / "done.json").is_file():
+    done = run / "done.json"
+    if done.is_file() and json.loads(done.read_text()).get("global_step", 0) >= args.steps:
         return 0.0
+    # A finished shorter run (say --steps 400, then 1200) resumes from its last checkpoint.
     cmd = [sys.executable, "-m", "hdc_lightning", "fit", "experiments/vq/tiny.yaml", *VARIANTS[name],
            f"run.root={args.root}", f"run.name={name}", f"trainer.max_steps={args.steps}",
            f"trainer.val_check_interval={args.every}", f"run.ckpt_every_n_steps={args.every}",
@@ -141,14 +145,15 @@ def main(argv=None) -> int:
     report, all_curves = {}, {}
     for name in args.variants.split(","):
         seconds = train(name, args, val_dir)
-        wall[name] = wall.get(name) or seconds
+        wall[name] = wall.get(name, 0.0) + seconds  # an extended run adds its new segment
         timing_file.write_text(json.dumps(wall))
         run = Path(args.root) / name
         report[name], rec = measure(run, images, suite)
         report[name]["train_wall_minutes"] = wall[name] / 60
         all_curves[name] = curves(run)
-        side_by_side([images[0][1], rec], [images[0][0], f"{name}: {report[name]['psnr-rgb']:.1f} dB"]).save(
-            out / f"recon_{name}.png")
+        side_by_side([images[0][1], rec], [images[0][0], f"{name}, {args.steps} steps: "
+                                                         f"{report[name]['psnr-rgb']:.1f} dB"]).save(
+            out / f"recon_{name}_{args.steps}.png")
     figure(all_curves, {n: report[n]["train_wall_minutes"] for n in report}, out)
     (out / "vq_study.json").write_text(json.dumps({"report": report, "curves": all_curves,
                                                    "steps": args.steps, "images": len(images)}, indent=1))

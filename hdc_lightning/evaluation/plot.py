@@ -73,19 +73,22 @@ def rd_figure(
     title: str | None = None,
     styles: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Figure:
-    """One panel per metric (x = bpp); each curve a line with markers.
+    """One panel per metric (x = bpp); each curve a line with markers. A ``--realism`` curve
+    (``meta["realism"]``) adds a perception–distortion panel (PSNR vs LPIPS, points labelled A).
 
     Classical codecs are drawn dashed; ``styles`` overrides matplotlib kwargs per curve name.
     """
     metrics = list(metrics or default_metrics(curves))
     if not metrics:
         raise ResultsError("no curve has a metric to plot (need psnr-rgb, ms-ssim-rgb or lpips)")
-    fig = Figure(figsize=(5.2 * len(metrics), 4.2), dpi=100, layout="constrained")
+    pd_axes = pd_metrics(curves, metrics)
+    panels = len(metrics) + (pd_axes is not None)
+    fig = Figure(figsize=(5.2 * panels, 4.2), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     styles = styles or {}
     base = curve_styles(len(curves))
     for i, metric in enumerate(metrics):
-        ax = fig.add_subplot(1, len(metrics), i + 1)
+        ax = fig.add_subplot(1, panels, i + 1)
         drawn = 0
         for k, curve in enumerate(curves):
             if not curve.has(metric):
@@ -104,9 +107,48 @@ def rd_figure(
             ax.legend(fontsize=8)
         else:
             ax.text(0.5, 0.5, f"no curve has {metric}", ha="center", va="center", transform=ax.transAxes)
+    if pd_axes is not None:
+        _pd_panel(fig.add_subplot(1, panels, panels), curves, pd_axes, base, styles)
     if title:
         fig.suptitle(title)
     return fig
+
+
+def realism_values(curve: Curve) -> list[float] | None:
+    """The decode realism A of each point of a ``hdc eval --realism`` curve, else None."""
+    values = curve.meta.get("realism")
+    return list(values) if isinstance(values, list) and len(values) == len(curve) else None
+
+
+def pd_metrics(curves: Sequence[Curve], metrics: Sequence[str]) -> tuple[str, str] | None:
+    """(distortion, perception) axes of the perception–distortion panel, drawn when a curve
+    varies the decode realism at one rate (on the bpp axes it is a vertical line)."""
+    distortion = next((m for m in metrics if m in ("psnr-rgb", "ms-ssim-rgb", "ms-ssim-db-rgb")), None)
+    perception = next((m for m in metrics if m in LOWER_IS_BETTER), None)
+    if distortion is None or perception is None:
+        return None
+    if not any(realism_values(c) and c.has(distortion) and c.has(perception) for c in curves):
+        return None
+    return distortion, perception
+
+
+def _pd_panel(ax, curves: Sequence[Curve], axes: tuple[str, str], base: list[dict[str, Any]],
+              styles: Mapping[str, Mapping[str, Any]]) -> None:
+    distortion, perception = axes
+    for k, curve in enumerate(curves):
+        realism = realism_values(curve)
+        if not realism or not (curve.has(distortion) and curve.has(perception)):
+            continue
+        kw: dict[str, Any] = {"markersize": 4, "linewidth": 1.5, **base[k], **styles.get(curve.name, {})}
+        xs, ys = curve.values(distortion), curve.values(perception)
+        ax.plot(xs, ys, label=f"{curve.name} ({sum(curve.results['bpp']) / len(curve):.3f} bpp)", **kw)
+        for a, x, y in zip(realism, xs, ys):
+            ax.annotate(f"A={a:g}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    ax.set_xlabel(LABELS.get(distortion, distortion))
+    ax.set_ylabel(LABELS.get(perception, perception + " ↓"))
+    ax.set_title("perception–distortion (decode realism A)", fontsize=9)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
 
 
 def figure_path(path: str | Path) -> Path:

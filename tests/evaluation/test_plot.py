@@ -2,7 +2,7 @@
 
 from hdc_lightning.cli import main
 from hdc_lightning.evaluation.plot import default_metrics, rd_figure
-from hdc_lightning.evaluation.results import Curve, curve_from_points, write_curve
+from hdc_lightning.evaluation.results import Curve, curve_from_points, read_curve, write_curve
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -40,3 +40,22 @@ def test_bad_results_file_is_one_line_exit_2(tmp_path, capsys):
     assert main(["plot", str(good), "-o", str(tmp_path / "f.png"), "--metric", "lpips"]) == 2
     assert "has 'lpips'" in capsys.readouterr().err
     assert not (tmp_path / "f.png").exists()
+
+
+def test_realism_curve_adds_a_perception_distortion_panel(tmp_path):
+    """An `hdc eval --realism` curve sits at one bpp (a vertical line on the rate axes), so the
+    figure adds a PSNR-vs-LPIPS panel; written to JSON and read back, the panel is still there."""
+    pts = [{"bpp": 0.09, "psnr-rgb": 24 - 8 * a, "lpips": 0.52 - 0.1 * a * (1 - a)} for a in (0, 0.5, 1)]
+    rd = curve_from_points("jpeg", [{"bpp": b, "psnr-rgb": 20 + b, "lpips": 0.6} for b in (0.1, 0.2)])
+    real = curve_from_points("A", pts, meta={"realism": [0.0, 0.5, 1.0]})
+    assert len(rd_figure([rd]).axes) == 2
+    fig = rd_figure([rd, real])
+    assert len(fig.axes) == 3
+    pd = fig.axes[2]
+    assert pd.get_xlabel().startswith("PSNR") and pd.get_ylabel().startswith("LPIPS")
+    assert [t.get_text() for t in pd.texts] == ["A=0", "A=0.5", "A=1"]
+    out, path = tmp_path / "pd.png", write_curve(tmp_path / "A.json", real)
+    assert len(rd_figure([read_curve(path)]).axes) == 3
+    assert main(["plot", str(path), "-o", str(out)]) == 0
+    assert out.read_bytes()[:8] == PNG
+    assert len(rd_figure([rd, real], metrics=["psnr-rgb"]).axes) == 1  # no perceptual metric asked: no panel
