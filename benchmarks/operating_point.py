@@ -38,9 +38,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def timed(fn):
+def timed(fn, *args):
     t = time.perf_counter()
-    out = fn()
+    out = fn(*args)
     return out, time.perf_counter() - t
 
 
@@ -60,10 +60,10 @@ def main(argv=None) -> int:
         for f in files:
             x = to_float(read_rgb(f))
             pixels = x.shape[-2] * x.shape[-1]
-            plain, t_plain = timed(lambda: points[0].codec.encode(x))
+            plain, t_plain = timed(points[0].codec.encode, x)
             for r in targets:
                 try:
-                    c, t = timed(lambda: rate_control.choose(points, x, r))
+                    c, t = timed(rate_control.choose, points, x, r)
                     row = {"bpp": c.bpp, "mask": c.mask, "point": c.point, "encodes": c.encodes, "fits": c.bpp <= r}
                 except ConfigError as e:  # below this image's smallest file: refused, one line
                     row, t = {"refused": str(e)}, float("nan")

@@ -50,8 +50,8 @@ def train_tiny(folder: Path, steps: int, lmbda: float, out: Path, seed: int = 0)
     opt = torch.optim.Adam([{"params": net, "lr": 5e-4}, {"params": aux, "lr": 1e-3}])
 
     def crop(img: torch.Tensor, s: int = 128) -> torch.Tensor:
-        t, l = rng.randrange(img.shape[1] - s + 1), rng.randrange(img.shape[2] - s + 1)
-        return img[:, t : t + s, l : l + s]
+        top, left = rng.randrange(img.shape[1] - s + 1), rng.randrange(img.shape[2] - s + 1)
+        return img[:, top : top + s, left : left + s]
 
     t0 = time.time()
     for step in range(steps):

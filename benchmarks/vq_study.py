@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from hdc_lightning.codec.api import STATE_PREFIX, _load_model
+from hdc_lightning.codec.api import _load_model
 from hdc_lightning.checkpoints import checkpoint_config, safe_load
 from hdc_lightning.data.images import list_images, read_rgb, to_float
 from hdc_lightning.evaluation.diagnostics import border_errors, chroma_error
@@ -93,7 +93,7 @@ def measure(run: Path, images, suite: MetricSuite) -> tuple[dict, torch.Tensor]:
     ckpt = safe_load(path)
     model = _load_model(ckpt, dict(checkpoint_config(ckpt, path)["model"]), str(path)).eval()
     rows, first = [], None
-    for name, x in images:
+    for _, x in images:
         h, w = x.shape[-2:]
         rec = model(pad_image(x[None], model.downsample)).x_hat[0, :, :h, :w].clamp(0, 1)
         first = rec if first is None else first

@@ -355,7 +355,7 @@ def _adopt(p: StagePlan, folder: Path, log) -> None:
 
 def _link(p: StagePlan, log) -> None:
     """Point every user's readable path at the stage run (atomically)."""
-    for point, link in p.links.items():
+    for link in p.links.values():
         if link.is_dir() and not link.is_symlink():
             _adopt(p, link, log)
         target = os.path.relpath(p.run_dir, link.parent)

@@ -23,6 +23,7 @@ __all__ = [
     "Container",
     "Decoded",
     "Header",
+    "HybridCodec",
     "ImageCodec",
     "LICCodec",
     "Limits",

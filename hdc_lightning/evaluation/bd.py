@@ -166,8 +166,8 @@ def bd_table(curves: Sequence[Any], anchor: Any) -> dict[str, Any]:
                 continue
             args = (anchor.results["bpp"], anchor.results[metric], curve.results["bpp"], curve.results[metric],
                     higher, (anchor.name, curve.name))
-            _figure(row, f"bd-rate[{metric}]", f"error[{metric}]", lambda: bd_rate_detail(*args))
-            _figure(row, q_name, f"error[{q_name}]", lambda: bd_quality_detail(*args))
+            _figure(row, f"bd-rate[{metric}]", f"error[{metric}]", lambda args=args: bd_rate_detail(*args))
+            _figure(row, q_name, f"error[{q_name}]", lambda args=args: bd_quality_detail(*args))
         table["curves"][curve.name] = row
     return table
 

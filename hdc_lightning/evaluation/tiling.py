@@ -44,7 +44,7 @@ def tile_boxes(height: int, width: int, tile: int) -> list[tuple[int, int, int, 
     """(top, left, h, w) boxes of at most ``tile``×``tile`` covering the image."""
     if tile < 1:
         raise ValueError(f"tile size must be positive, got {tile}")
-    return [(t, l, h, w) for t, h in _splits(height, tile) for l, w in _splits(width, tile)]
+    return [(top, left, h, w) for top, h in _splits(height, tile) for left, w in _splits(width, tile)]
 
 
 def choose_tile(height: int, width: int, tile: int | None, max_pixels: int = DEFAULT_MAX_PIXELS) -> int | None:
