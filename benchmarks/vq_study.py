@@ -7,8 +7,9 @@ batch 4, validation on the first ``--val-images`` images of ``--data`` every ``-
 steps), then measures every final model on all of ``--data``:
 
 * PSNR and LPIPS (the project's metrics module), the border-band ratio (mean error in a
-  32-px frame / inside it, ``evaluation/diagnostics.py``) and the chroma error (Cb/Cr of
-  16-px block means, ×255);
+  32-px frame / inside it, ``evaluation/diagnostics.py``), the frame effect (the 16-px frame
+  of the picture cropped by 32 px, coded alone over coded inside the whole picture: ≈ 1 when
+  the codec has no edge artefact) and the chroma error (Cb/Cr of 16-px block means, ×255);
 * the learning curves (val PSNR and LPIPS against steps and CPU minutes) into ``curves.png``;
 * ``kodim01`` (the first image) reconstructed by each variant into ``recon_<variant>_<steps>.png``.
 
@@ -34,7 +35,7 @@ import torch
 from hdc_lightning.codec.api import _load_model
 from hdc_lightning.checkpoints import checkpoint_config, safe_load
 from hdc_lightning.data.images import list_images, read_rgb, to_float
-from hdc_lightning.evaluation.diagnostics import border_errors, chroma_error
+from hdc_lightning.evaluation.diagnostics import border_errors, chroma_error, frame_effect
 from hdc_lightning.evaluation.metrics import MetricSuite
 from hdc_lightning.evaluation.side_by_side import side_by_side
 from hdc_lightning.models.lic import pad_image
@@ -98,8 +99,10 @@ def measure(run: Path, images, suite: MetricSuite) -> tuple[dict, torch.Tensor]:
         rec = model(pad_image(x[None], model.downsample)).x_hat[0, :, :h, :w].clamp(0, 1)
         first = rec if first is None else first
         edge, inner = border_errors(x, rec, 32)
-        rows.append({**suite(x, rec), "border_mae": edge, "interior_mae": inner,
-                     "border_ratio": edge / inner, "chroma_error": chroma_error(x, rec)})
+        # The same frame coded alone vs inside the whole picture: content held fixed.
+        effect = frame_effect(lambda y: model(y).x_hat, x, margin=32, band=16)
+        rows.append({**suite(x, rec), "border_mae": edge, "interior_mae": inner, "border_ratio": edge / inner,
+                     "frame_effect": effect, "chroma_error": chroma_error(x, rec)})
     mean = {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
     return mean, first
 
@@ -157,7 +160,7 @@ def main(argv=None) -> int:
     figure(all_curves, {n: report[n]["train_wall_minutes"] for n in report}, out)
     (out / "vq_study.json").write_text(json.dumps({"report": report, "curves": all_curves,
                                                    "steps": args.steps, "images": len(images)}, indent=1))
-    keys = ("psnr-rgb", "lpips", "border_ratio", "chroma_error", "train_wall_minutes")
+    keys = ("psnr-rgb", "lpips", "border_ratio", "frame_effect", "chroma_error", "train_wall_minutes")
     print(f"{'variant':16s} " + " ".join(f"{k:>18s}" for k in keys))
     for name, r in report.items():
         print(f"{name:16s} " + " ".join(f"{r[k]:18.3f}" for k in keys))

@@ -1,12 +1,14 @@
 """Where a reconstruction goes wrong: a border band vs the interior, and low-frequency colour.
 
-Two failure modes that PSNR averages away and that generative decoders show on small
+Failure modes that PSNR averages away and that generative decoders show on small
 training budgets: a striped band along the image edges (a decoder that learned the zero
 padding of its training crops as content) and a colour cast (a codebook too coarse to
 hold a patch's colour). Both functions take images ``[3,H,W]`` or ``[B,3,H,W]`` in [0, 1].
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -45,3 +47,23 @@ def chroma_error(ref: torch.Tensor, rec: torch.Tensor, block: int = 16) -> float
     cref = torch.einsum("cn,bnhw->bchw", m, F.avg_pool2d(ref, block, ceil_mode=True))
     crec = torch.einsum("cn,bnhw->bchw", m, F.avg_pool2d(rec, block, ceil_mode=True))
     return float((cref - crec).abs().mean() * 255)
+
+
+def frame_effect(reconstruct: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor, margin: int = 32,
+                 band: int = 16) -> float:
+    """How much worse the frame of a picture comes out because it *is* the frame.
+
+    ``image[margin:-margin]`` is reconstructed alone and inside the whole ``image``; the
+    result is the error in its ``band``-pixel frame alone over the error of the same pixels
+    with real context around them. Content is identical in both, so a ratio ≈ 1 says the
+    codec has no edge artefact (padding, normalisation, how the caller pads) and a border
+    band of :func:`border_ratio` comes from what is near the edges; > 1 is an artefact.
+    ``reconstruct`` maps ``[B,3,H,W]`` to ``[B,3,H,W]``; both sizes must suit it.
+    """
+    x = _batch(image)
+    crop = x[..., margin:-margin, margin:-margin]
+    alone = reconstruct(crop).detach().float().clamp(0, 1)
+    inside = reconstruct(x).detach().float().clamp(0, 1)[..., margin:-margin, margin:-margin]
+    edge_alone, _ = border_errors(crop, alone, band)
+    edge_inside, _ = border_errors(crop, inside, band)
+    return edge_alone / max(edge_inside, 1e-6)
