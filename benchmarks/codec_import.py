@@ -19,6 +19,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+sys.path.append(str(Path(__file__).resolve().parents[1]))  # the repository root, for tests.helpers
+
 CHILD = r"""
 import json, sys, time
 t0, c0 = time.perf_counter(), time.process_time()
@@ -35,7 +37,7 @@ print(json.dumps({"torch_s": t1 - t0, "import_load_s": t2 - t1, "torch_cpu_s": c
 
 
 def make_checkpoint(model: str, folder: Path) -> Path:
-    from hdc_lightning.testing import random_init_checkpoint
+    from tests.helpers.models import random_init_checkpoint
 
     spec = {"name": model, "preset": "tiny", "args": {}}
     return random_init_checkpoint(folder / f"{model}.ckpt", spec)

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 
-from hdc_lightning.evaluation.metrics import MetricSuite
-from hdc_lightning.testing import synthetic_image
+sys.path.append(str(Path(__file__).resolve().parents[1]))  # the repository root, for tests.helpers
+
+from hdc_lightning.evaluation.metrics import MetricSuite  # noqa: E402
+from tests.helpers.images import synthetic_image  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -1,4 +1,7 @@
-"""Shared fixtures. Tests never depend on ../shared silently: they skip with a reason."""
+"""Shared fixtures. Tests never depend on ../shared silently: they skip with a reason.
+
+Helpers (functions, no fixtures) live in ``tests/helpers/``: ``from tests.helpers.images import ...``.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
+
+from tests.helpers.datasets import write_image_shards, write_tiny_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -33,6 +38,19 @@ def photos_dir() -> Path:
     if not path.is_dir():
         pytest.skip(f"training photos not found at {path} (../shared/data is absent)")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_shards(tmp_path_factory) -> str:
+    """Two shards of six 72x72 PNGs: the training data of the short runs without validation."""
+    return write_image_shards(tmp_path_factory.mktemp("shards"), shards=2, per_shard=6, size=72)
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> dict:
+    """8 training images in 2 shards and 2 validation images of odd sizes:
+    ``{"shards", "val"}``, keyword arguments of ``tests.helpers.configs.fit_overrides``."""
+    return write_tiny_dataset(tmp_path_factory.mktemp("tinydata"))
 
 
 @pytest.fixture()

@@ -5,15 +5,15 @@ from __future__ import annotations
 import re
 
 import pytest
-from codec_fixtures import sample_image
 
 from hdc_lightning.cli import main
 from hdc_lightning.codec.imageio import read_image, write_image
+from tests.helpers.images import synthetic_image
 
 
 @pytest.fixture()
 def png(tmp_path):
-    return write_image(tmp_path / "img.png", sample_image(80, 120))
+    return write_image(tmp_path / "img.png", synthetic_image(80, 120, seed=None))
 
 
 def test_compress_decompress_round_trip(tmp_path, png, tiny_ckpt, capsys):

@@ -1,7 +1,7 @@
 """The LIC-only codec: real files, determinism (golden md5), and refusal of wrong inputs.
 
 Golden stream: ``expected/lic_tiny_seed0.md5`` is the md5 of the .hdc file of
-``sample_image()`` coded by the tiny preset initialised with ``torch.manual_seed(0)``.
+``synthetic_image(96, 128, seed=None)`` coded by the tiny preset initialised with ``torch.manual_seed(0)``.
 It changes only when the format, the model, compressai's coder or torch's init change;
 regenerate it on purpose with::
 
@@ -16,18 +16,19 @@ from pathlib import Path
 
 import pytest
 import torch
-from codec_fixtures import TINY_SPEC, sample_image, seeded_tiny
 
 from hdc_lightning.codec import Decoded, ImageCodec, export_checkpoint, load_codec, unpack
 from hdc_lightning.codec.container import pack
 from hdc_lightning.errors import BitstreamError, CheckpointError, DataError
+from tests.helpers.images import synthetic_image
+from tests.helpers.models import tiny_model
 
 GOLDEN = Path(__file__).parent / "expected" / "lic_tiny_seed0.md5"
 
 
 def test_encode_decode_round_trip(tiny_codec):
     assert isinstance(tiny_codec, ImageCodec)
-    image = sample_image(70, 150)  # not a multiple of 64: padded, then cropped back
+    image = synthetic_image(70, 150, seed=None)  # not a multiple of 64: padded, then cropped back
     data = tiny_codec.encode(image)
     decoded = tiny_codec.decode(data)
     assert isinstance(decoded, Decoded) and decoded.image.shape == image.shape
@@ -41,11 +42,11 @@ def test_encode_decode_round_trip(tiny_codec):
 
 
 def test_same_image_same_bytes_golden_md5(tiny_codec, tmp_path):
-    image = sample_image()
+    image = synthetic_image(96, 128, seed=None)
     data = tiny_codec.encode(image)
     assert tiny_codec.encode(image) == data
     again = tmp_path / "again.ckpt"  # the same seeded weights, exported and loaded again
-    export_checkpoint(seeded_tiny(0), TINY_SPEC, str(again))
+    export_checkpoint(*tiny_model("lic", seed=0), str(again))
     assert load_codec(str(again)).encode(image) == data
     md5 = hashlib.md5(data).hexdigest()
     if os.environ.get("HDC_UPDATE_GOLDEN"):
@@ -55,7 +56,7 @@ def test_same_image_same_bytes_golden_md5(tiny_codec, tmp_path):
 
 
 def test_file_from_other_weights_names_both_ids(tiny_codec, other_ckpt):
-    data = load_codec(str(other_ckpt)).encode(sample_image(64, 64))
+    data = load_codec(str(other_ckpt)).encode(synthetic_image(64, 64, seed=None))
     with pytest.raises(BitstreamError) as e:
         tiny_codec.decode(data, source="x.hdc")
     msg = str(e.value)
@@ -64,7 +65,7 @@ def test_file_from_other_weights_names_both_ids(tiny_codec, other_ckpt):
 
 
 def test_checkpoint_of_another_model(tmp_path):
-    model = seeded_tiny(0)
+    model, _ = tiny_model("lic", seed=0)
     foreign = tmp_path / "foreign.ckpt"
     export_checkpoint(model, {"name": "no-such-codec", "preset": None}, str(foreign))
     with pytest.raises(CheckpointError, match="has no codec"):
@@ -78,7 +79,7 @@ def test_checkpoint_of_another_model(tmp_path):
 
 
 def test_truncated_corrupted_and_forged_payloads(tiny_codec):
-    data = tiny_codec.encode(sample_image(64, 64))
+    data = tiny_codec.encode(synthetic_image(64, 64, seed=None))
     for n in (0, 5, len(data) // 2, len(data) - 1):
         with pytest.raises(BitstreamError):
             tiny_codec.decode(data[:n])

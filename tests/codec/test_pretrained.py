@@ -12,7 +12,7 @@ import torch
 from hdc_lightning import pretrained
 from hdc_lightning.codec import load_codec
 from hdc_lightning.errors import CheckpointError
-from hdc_lightning.testing import synthetic_image
+from tests.helpers.images import synthetic_image
 
 # md5 of the .hdc file of synthetic_image(96, 128, seed=3) coded by the shipped model (mask auto).
 # It changes only with a retrained model, the format, compressai's coder or torch's kernels.

@@ -9,7 +9,8 @@ from hdc_lightning.codec import load_codec
 from hdc_lightning.codec.imageio import read_image, write_image
 from hdc_lightning.codec.rate_control import Point, choose, mask_order
 from hdc_lightning.errors import ConfigError
-from hdc_lightning.testing import random_init_checkpoint, synthetic_image
+from tests.helpers.images import synthetic_image
+from tests.helpers.models import random_init_checkpoint
 
 HDC_TINY = {"name": "hdc", "preset": "tiny", "args": {}}
 SHAPES = [(64, 96), (48, 80)]

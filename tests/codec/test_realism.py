@@ -10,7 +10,8 @@ from hdc_lightning.codec import load_codec
 from hdc_lightning.codec.imageio import read_image, write_image
 from hdc_lightning.errors import ConfigError
 from hdc_lightning.evaluation.runner import EvalOptions, run_eval
-from hdc_lightning.testing import random_init_checkpoint, synthetic_image
+from tests.helpers.images import synthetic_image
+from tests.helpers.models import random_init_checkpoint
 
 HDC_TINY = {"name": "hdc", "preset": "tiny", "args": {}}
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from data_helpers import save_image
+
+from tests.helpers.images import save_image
 
 
 @pytest.fixture(scope="session")

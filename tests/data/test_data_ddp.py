@@ -9,9 +9,9 @@ import lightning as L
 import pytest
 import torch
 
-from data_helpers import sample_id
 from hdc_lightning.data import build_datamodule
 from hdc_lightning.train import LightningData
+from tests.helpers.datasets import sample_id
 
 
 class Recorder(L.LightningModule):

@@ -9,10 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
-from data_helpers import save_image
 from hdc_lightning.data.batches import EvalBatch
 from hdc_lightning.data.folder import FolderDataModule, iter_folder_images
 from hdc_lightning.errors import DataError
+from tests.helpers.images import save_image
 
 
 @pytest.fixture()

@@ -6,10 +6,10 @@ import lightning as L
 import pytest
 import torch
 
-from data_helpers import save_image
 from hdc_lightning.data import EvalBatch, TrainBatch, build_datamodule
 from hdc_lightning.errors import ConfigError, DataError
 from hdc_lightning.train import LightningData
+from tests.helpers.images import save_image
 
 
 def data_cfg(shards: str, val: str | None, **train) -> dict:

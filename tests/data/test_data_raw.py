@@ -12,11 +12,12 @@ import pytest
 import torch
 from PIL import Image
 
-from data_helpers import png_bytes, sample_id, save_image, tar_members
 from hdc_lightning.cli import main
 from hdc_lightning.data.images import CorruptImage, decode_raw, encode_raw, read_rgb
 from hdc_lightning.data.shards import write_shards
 from hdc_lightning.data.webdataset import ShardStream, _Skips, decode_sample, expand_shards, read_shard
+from tests.helpers.datasets import sample_id, write_tar
+from tests.helpers.images import save_image, solid_png
 
 
 def raw_bytes(value: int, h: int = 32, w: int = 32) -> bytes:
@@ -51,7 +52,7 @@ BAD_RAW = {
     "empty": b"",
     "short_header": b"RGB8\x01\x00",
     "wrong_magic": b"RGBA" + raw_bytes(5)[4:],
-    "png_as_raw": png_bytes(5),
+    "png_as_raw": solid_png(5),
     "truncated": raw_bytes(5)[:-1],
     "trailing_bytes": raw_bytes(5) + b"\x00",
     "zero_width": struct.pack("<4sII", b"RGB8", 4, 0),
@@ -71,7 +72,7 @@ def test_corrupt_raw_samples_are_skipped_and_counted_in_the_stream(tmp_path):
     members = [("good1.rgb8", raw_bytes(1))]
     members += [(f"{name}.rgb8", data) for name, data in BAD_RAW.items()]
     members += [("good2.rgb8", raw_bytes(2, 20, 40))]
-    tar_members(tmp_path / "bad.tar", members)
+    write_tar(tmp_path / "bad.tar", members)
     stream = ShardStream([str(tmp_path / "bad.tar")], crop=32, batch_size=1, batches_per_epoch=2,
                          resampled=False, shuffle_buffer=0)
     batches = list(stream)
@@ -97,8 +98,8 @@ def test_raw_png_and_jpg_samples_stream_together(tmp_path):
     raw = write_shards(src_raw, tmp_path / "shards", prefix="raw", max_samples=2, progress=False, fmt="raw")
     grey = io.BytesIO()
     Image.fromarray(np.full((32, 32, 3), 9, np.uint8)).save(grey, format="JPEG", quality=95)
-    tar_members(tmp_path / "shards" / "mixed-0.tar", [("m8.rgb8", raw_bytes(8)), ("m9.jpg", grey.getvalue())])
-    tar_members(tmp_path / "shards" / "mixed-1.tar", [("m10.png", png_bytes(10)), ("m11.rgb8", raw_bytes(11))])
+    write_tar(tmp_path / "shards" / "mixed-0.tar", [("m8.rgb8", raw_bytes(8)), ("m9.jpg", grey.getvalue())])
+    write_tar(tmp_path / "shards" / "mixed-1.tar", [("m10.png", solid_png(10)), ("m11.rgb8", raw_bytes(11))])
     pattern = f"{png.pattern}::{raw.pattern}::{tmp_path / 'shards' / 'mixed-{0..1}.tar'}"
     urls = expand_shards(pattern)
     assert len(urls) == 6

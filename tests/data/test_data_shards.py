@@ -8,10 +8,10 @@ import pytest
 import torch
 from PIL import Image
 
-from data_helpers import save_image
 from hdc_lightning.data.shards import write_shards
 from hdc_lightning.data.webdataset import _Skips, decode_sample, read_shard
 from hdc_lightning.errors import DataError
+from tests.helpers.images import save_image
 
 
 def members(path):

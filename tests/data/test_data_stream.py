@@ -8,10 +8,11 @@ from collections import Counter
 import pytest
 import torch
 
-from data_helpers import png_bytes, sample_id, tar_members
 from hdc_lightning.data.config import TrainDataConfig
 from hdc_lightning.data.webdataset import ShardDataModule, ShardStream, expand_shards
 from hdc_lightning.errors import DataError
+from tests.helpers.datasets import sample_id, write_tar
+from tests.helpers.images import solid_png
 
 
 def batches_of(shards: str, rank: int, world: int, epochs: int = 1, **kw) -> list[list[list[int]]]:
@@ -57,11 +58,11 @@ def test_resampled_ranks_and_workers_differ_and_epoch_length_is_fixed(tagged_sha
 
 
 def test_corrupt_samples_are_skipped_and_counted(tmp_path):
-    tar_members(tmp_path / "bad-0.tar", [
-        ("a.png", png_bytes(1)), ("zero.png", b""), ("junk.png", b"definitely not a PNG"),
-        ("notes.txt", b"a sample without an image"), ("b.png", png_bytes(2)),
+    write_tar(tmp_path / "bad-0.tar", [
+        ("a.png", solid_png(1)), ("zero.png", b""), ("junk.png", b"definitely not a PNG"),
+        ("notes.txt", b"a sample without an image"), ("b.png", solid_png(2)),
     ])
-    tar_members(tmp_path / "bad-1.tar", [("c.png", png_bytes(3)), ("d.png", png_bytes(4))])
+    write_tar(tmp_path / "bad-1.tar", [("c.png", solid_png(3)), ("d.png", solid_png(4))])
     whole = (tmp_path / "bad-1.tar").read_bytes()
     (tmp_path / "bad-1.tar").write_bytes(whole[: 512 * 3 + 40])  # cut inside d.png's data
     stream = ShardStream(expand_shards(str(tmp_path / "bad-{0..1}.tar")), crop=32, batch_size=1,
@@ -73,7 +74,7 @@ def test_corrupt_samples_are_skipped_and_counted(tmp_path):
 
 
 def test_small_images_are_padded_to_the_crop(tmp_path):
-    tar_members(tmp_path / "s.tar", [("tiny.png", png_bytes(9, size=8))])
+    write_tar(tmp_path / "s.tar", [("tiny.png", solid_png(9, size=8))])
     batch = next(iter(ShardStream([str(tmp_path / "s.tar")], crop=40, batch_size=2, batches_per_epoch=1,
                                   resampled=True, shuffle_buffer=0)))
     assert batch.images.shape == (2, 3, 40, 40)

@@ -4,10 +4,9 @@ import pytest
 
 from hdc_lightning.evaluation import classical
 from hdc_lightning.evaluation.metrics import MetricSuite
+from tests.helpers.images import synthetic_image
 
-from eval_images import photo_like
-
-IMAGE = photo_like(192, 256, seed=1)
+IMAGE = synthetic_image(192, 256, seed=1, style="photo")
 
 
 @pytest.mark.parametrize("codec", classical.supported())
@@ -41,7 +40,7 @@ def test_sizes_are_cached_per_image_key(monkeypatch):
 
 def test_evaluate_at_rates_returns_per_image_metrics():
     suite = MetricSuite(lpips=False)
-    imgs = [("a", IMAGE), ("b", photo_like(176, 176, seed=2))]
+    imgs = [("a", IMAGE), ("b", synthetic_image(176, 176, seed=2, style="photo"))]
     recs = classical.evaluate_at_rates("jpeg", imgs, [0.8, 1.0], suite)
     assert [r["name"] for r in recs] == ["a", "b"]
     for r in recs:

@@ -6,12 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from hdc_lightning.callbacks import RDP_FILE, RDPFigureCallback
 from hdc_lightning.cli import main
 from hdc_lightning.evaluation import classical
 from hdc_lightning.evaluation.results import curve_from_points, write_curve
-from hdc_lightning.callbacks import RDP_FILE, RDPFigureCallback
-
-from eval_images import photo_like
+from tests.helpers.images import synthetic_image
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -26,9 +25,9 @@ def trained(tmp_path_factory):
     (root / "src").mkdir()
     (root / "val").mkdir()
     for i in range(4):
-        classical.to_pil(photo_like(96, 96, seed=10 + i)).save(root / "src" / f"{i}.png")
+        classical.to_pil(synthetic_image(96, 96, seed=10 + i, style="photo")).save(root / "src" / f"{i}.png")
     for i in range(2):
-        classical.to_pil(photo_like(128, 160, seed=20 + i)).save(root / "val" / f"v{i}.png")
+        classical.to_pil(synthetic_image(128, 160, seed=20 + i, style="photo")).save(root / "val" / f"v{i}.png")
     write_shards(root / "src", root / "shards", max_samples=2, progress=False)
     # Another rate point of the same ladder, as its own callback would have left it.
     write_curve(root / "runs" / "lic-r0" / RDP_FILE, curve_from_points(

@@ -9,10 +9,9 @@ from torch import nn
 from hdc_lightning.evaluation import metrics
 from hdc_lightning.evaluation.fid import INCEPTION_FILE, PatchFID, inception_weights, patches
 from hdc_lightning.evaluation.metrics import MetricSuite, MetricUnavailable
+from tests.helpers.images import synthetic_image
 
-from eval_images import photo_like
-
-REF = photo_like(176, 192, seed=3)
+REF = synthetic_image(176, 192, seed=3, style="photo")
 
 
 def test_identical_images_give_capped_psnr_and_unit_ms_ssim():
@@ -31,7 +30,7 @@ def test_psnr_is_on_8_bit_images():
 
 
 def test_ms_ssim_skips_images_too_small_for_five_scales():
-    small = photo_like(96, 96)
+    small = synthetic_image(96, 96, style="photo")
     out = MetricSuite(lpips=False)(small, small * 0.9)
     assert "ms-ssim-rgb" not in out and out["psnr-rgb"] < 40
 
@@ -53,7 +52,7 @@ def test_lpips_and_dists_unavailable_without_weights(tmp_path, monkeypatch, caps
 
 def test_lpips_code_path_with_random_backbone():
     suite = MetricSuite(lpips=True, lpips_random_backbone=True)
-    same, diff = suite(REF, REF)["lpips"], suite(REF, photo_like(176, 192, seed=9))["lpips"]
+    same, diff = suite(REF, REF)["lpips"], suite(REF, synthetic_image(176, 192, seed=9, style="photo"))["lpips"]
     assert same == pytest.approx(0.0, abs=1e-6) and diff > same
 
 
@@ -78,7 +77,7 @@ class _TinyFeatures(nn.Module):
 
 
 def test_patch_fid_and_kid_through_torchmetrics():
-    imgs = [photo_like(512, 512, seed=s) for s in range(3)]
+    imgs = [synthetic_image(512, 512, seed=s, style="photo") for s in range(3)]
     same, other = PatchFID(_TinyFeatures()), PatchFID(_TinyFeatures())
     cache = {}
     for i, im in enumerate(imgs):

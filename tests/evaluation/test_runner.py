@@ -12,8 +12,7 @@ from hdc_lightning.errors import CheckpointError, ConfigError
 from hdc_lightning.evaluation import classical
 from hdc_lightning.evaluation.runner import EvalOptions, resolve_checkpoints, run_eval
 from hdc_lightning.evaluation.tiling import choose_tile, code_image, tile_boxes
-
-from eval_images import photo_like
+from tests.helpers.images import synthetic_image
 
 
 class Decoded(NamedTuple):
@@ -48,8 +47,8 @@ def _loader(path):
 def folder(tmp_path):
     d = tmp_path / "imgs"
     (d / "sub").mkdir(parents=True)
-    classical.to_pil(photo_like(176, 192, seed=4)).save(d / "a.png")
-    classical.to_pil(photo_like(192, 176, seed=5)).save(d / "sub" / "b.png")
+    classical.to_pil(synthetic_image(176, 192, seed=4, style="photo")).save(d / "a.png")
+    classical.to_pil(synthetic_image(192, 176, seed=5, style="photo")).save(d / "sub" / "b.png")
     (d / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     return d
 
@@ -59,7 +58,7 @@ def small_folder(tmp_path):
     d = tmp_path / "small"
     d.mkdir()
     for i in range(2):  # under 161 px: no MS-SSIM, which keeps this test fast
-        classical.to_pil(photo_like(96, 128, seed=30 + i)).save(d / f"s{i}.png")
+        classical.to_pil(synthetic_image(96, 128, seed=30 + i, style="photo")).save(d / f"s{i}.png")
     return d
 
 
@@ -138,7 +137,7 @@ def test_tiles_cover_the_image_and_rates_add_up():
         cover[t:t + h, l:l + w] += 1
         assert h <= 64 and w <= 64 and min(h, w) >= 44  # even split: no slivers
     assert torch.all(cover == 1) and len(boxes) == 3 * 4
-    img = photo_like(176, 200, seed=6)
+    img = synthetic_image(176, 200, seed=6, style="photo")
     codec = JpegAsCodec(50)
     tiled = code_image(codec, img, tile=64)
     assert tiled.tiles == 12 and codec.calls == 12 and tiled.image.shape == img.shape
@@ -151,7 +150,7 @@ def test_tiles_cover_the_image_and_rates_add_up():
 def test_patch_fid_and_kid_per_rate_point(tmp_path):
     d = tmp_path / "big"
     d.mkdir()
-    classical.to_pil(photo_like(256, 512, seed=7)).save(d / "wide.png")  # two 256-px patches
+    classical.to_pil(synthetic_image(256, 512, seed=7, style="photo")).save(d / "wide.png")  # two 256-px patches
     torch.manual_seed(0)
     features = torch.nn.Sequential(ToFloat(), torch.nn.Conv2d(3, 4, 8, stride=8), torch.nn.AdaptiveAvgPool2d(1),
                                    torch.nn.Flatten())

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from hdc_lightning.checkpoints import safe_load
+from tests.helpers.images import save_image
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -23,7 +23,7 @@ def shards(tmp_path_factory):
     rng = np.random.default_rng(0)
     (root / "src").mkdir()
     for i in range(16):
-        Image.fromarray(rng.integers(0, 256, (80, 80, 3), dtype=np.uint8)).save(root / "src" / f"{i:02d}.png")
+        save_image(root / "src" / f"{i:02d}.png", 80, 80, seed=rng)  # one noise stream for all 16
     return str(write_shards(root / "src", root / "shards", max_samples=4, progress=False).pattern)
 
 

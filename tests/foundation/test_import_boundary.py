@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from hdc_lightning.testing import random_init_checkpoint
+from tests.helpers.models import random_init_checkpoint
 
 PKG = Path(__file__).resolve().parents[2] / "hdc_lightning"
 LIBRARY = ("models", "codec", "losses", "data", "evaluation", "checkpoints.py", "registry.py", "errors.py")

@@ -7,7 +7,6 @@ import struct
 
 import pytest
 import torch
-from conftest import tiny_hdc
 
 from hdc_lightning.cli import main
 from hdc_lightning.codec import export_checkpoint, load_codec, unpack
@@ -17,7 +16,8 @@ from hdc_lightning.codec.imageio import read_image, write_image
 from hdc_lightning.errors import BitstreamError, ConfigError
 from hdc_lightning.models.hybrid import token_grid
 from hdc_lightning.models.lic import pad_image
-from hdc_lightning.testing import synthetic_image, tiny_lic_checkpoint
+from tests.helpers.images import synthetic_image
+from tests.helpers.models import random_init_checkpoint, tiny_model
 
 H, W = 70, 100  # not a multiple of 16 or 64: exercises padding and cropping
 
@@ -134,7 +134,7 @@ def test_corrupt_truncated_foreign_and_forged_files(tmp_path, hdc_codec, encoded
     _one_line_error(hdc_codec, bytes(flipped), "CRC mismatch")
     _one_line_error(hdc_codec, encoded[: len(encoded) - 9], "CRC mismatch")
     _one_line_error(hdc_codec, b"\x89PNG\r\n\x1a\n" + bytes(40), "not an .hdc file")
-    lic = load_codec(str(tiny_lic_checkpoint(tmp_path / "lic.ckpt"))).encode(synthetic_image(H, W))
+    lic = load_codec(str(random_init_checkpoint(tmp_path / "lic.ckpt"))).encode(synthetic_image(H, W))
     _one_line_error(hdc_codec, lic, "made by model lic#")
     streams = unpack(encoded).streams
     _one_line_error(hdc_codec, _reseal(encoded, params=b"\x01\x09" + bytes(5)), "invalid hdc parameters")
@@ -148,7 +148,7 @@ def test_corrupt_truncated_foreign_and_forged_files(tmp_path, hdc_codec, encoded
 
 
 def test_a_file_from_other_weights_is_refused(tmp_path, hdc_codec, image):
-    model, spec = tiny_hdc(1)
+    model, spec = tiny_model("hdc", 1)
     export_checkpoint(model, spec, str(tmp_path / "seed1.ckpt"))
     data = load_codec(str(tmp_path / "seed1.ckpt")).encode(image)
     _one_line_error(hdc_codec, data, "made by model hdc#", "decode it with the checkpoint")
@@ -156,7 +156,7 @@ def test_a_file_from_other_weights_is_refused(tmp_path, hdc_codec, image):
 
 def test_cli_option_errors_are_one_line(tmp_path, hdc_ckpt, image, capsys):
     png = write_image(tmp_path / "img.png", image)
-    lic_ck = tiny_lic_checkpoint(tmp_path / "lic.ckpt")
+    lic_ck = random_init_checkpoint(tmp_path / "lic.ckpt")
     assert main(["compress", str(png), "--ckpt", str(lic_ck), "--mask", "1/4"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--mask" in err

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from conftest import REPO
 
 from hdc_lightning.config import load_config
 from hdc_lightning.phases.base import flatten_sources
 from hdc_lightning.pipeline import load_pipeline, plan
+from tests.helpers.configs import REPO
 
 PIPELINES = ["tiny", "paper", "ladder", "ablation"]
 

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import tiny_hdc
 
 from hdc_lightning.errors import HDCError
 from hdc_lightning.models.drv import DRVs
 from hdc_lightning.models.hybrid import HDCOutput
 from hdc_lightning.registry import build
+from tests.helpers.models import tiny_model
 
 
 def test_parts_follow_the_vq_and_the_extractor():
-    model, _ = tiny_hdc(0, parts={"vq": {"args": {"codebook_size": 48, "code_dim": 24}}, "extractor": {"args": {"dim": 20}}})
+    model, _ = tiny_model("hdc", 0, parts={"vq": {"args": {"codebook_size": 48, "code_dim": 24}},
+                                           "extractor": {"args": {"dim": 20}}})
     assert model.predictor.codebook_size == 48 and model.predictor.head.out_features == 48
     assert model.correction.code_dim == 24
     assert model.sampler.dim == 20
@@ -41,7 +42,7 @@ ABLATIONS = [("both", True), ("none", True), ("predictor", True), ("enhancer", T
 
 @pytest.mark.parametrize("drv, correction", ABLATIONS)
 def test_ablation_variants_train_one_step(drv, correction):
-    model, _ = tiny_hdc(0, drv=drv, correction=correction)
+    model, _ = tiny_model("hdc", 0, drv=drv, correction=correction)
     model.lic.requires_grad_(False).eval()
     model.vq.requires_grad_(False).eval()
     x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
@@ -66,7 +67,7 @@ def test_ablation_variants_train_one_step(drv, correction):
 
 
 def test_drv_sources_and_sampling_is_seeded():
-    model, _ = tiny_hdc(0)
+    model, _ = tiny_model("hdc", 0)
     x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(2))
     sent = torch.zeros(1, 4, 4, dtype=torch.bool)
     with torch.no_grad():

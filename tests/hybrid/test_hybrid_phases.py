@@ -9,12 +9,17 @@ import sys
 import lightning as L
 import pytest
 import torch
-from conftest import REPO, fit_overrides, hybrid_cfg
 
 from hdc_lightning.checkpoints import safe_load
 from hdc_lightning.errors import ConfigError
 from hdc_lightning.phases.base import flatten_sources
 from hdc_lightning.train import build_phase, fit
+from tests.helpers.configs import REPO, fit_overrides, tiny_config
+
+
+def hybrid_cfg(phase: str, data: dict, run_root, **extra) -> dict:
+    """``experiments/<phase>/tiny.yaml`` on the tiny data; random LIC/VQ weights allowed, images logged."""
+    return tiny_config(phase, run_root, **data, **{"phase.image_every": 1, "phase.allow_random_init": True, **extra})
 
 
 def _state(ckpt, prefix: str) -> dict:
@@ -128,8 +133,8 @@ def test_flatten_sources():
 @pytest.mark.ddp
 def test_drv_phase_under_two_process_ddp(tiny_data, tmp_path):
     """Step 1 → step 2 under DDP without find_unused_parameters: every rank steps every batch."""
-    args = fit_overrides(tiny_data, tmp_path, **{
-        "trainer.max_steps": 3, "trainer.val_check_interval": 10, "trainer.devices": 2, "trainer.strategy": "ddp",
+    args = fit_overrides(tmp_path, **tiny_data, max_steps=3, **{
+        "trainer.val_check_interval": 10, "trainer.devices": 2, "trainer.strategy": "ddp",
         "phase.denoise_start": 2, "phase.allow_random_init": True, "phase.image_every": 0})
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     proc = subprocess.run([sys.executable, "-m", "hdc_lightning", "fit", str(REPO / "experiments/drv/tiny.yaml"), *args],

@@ -7,6 +7,7 @@ import torch
 
 from hdc_lightning.models.lic import LIC, LICOutput, estimated_bits, resize_entropy_buffers
 from hdc_lightning.registry import build
+from tests.helpers.images import synthetic_image
 
 LMBDA = 0.01
 
@@ -14,12 +15,6 @@ LMBDA = 0.01
 def _tiny(seed: int = 0) -> LIC:
     torch.manual_seed(seed)
     return build("model", "lic", preset="tiny")
-
-
-def _photo_batch(n: int = 4, size: int = 128) -> torch.Tensor:
-    g = torch.Generator().manual_seed(0)
-    low = torch.rand(n, 3, size // 16, size // 16, generator=g)
-    return torch.nn.functional.interpolate(low, size=(size, size), mode="bilinear", align_corners=False)
 
 
 def _rd_loss(model: LIC, x: torch.Tensor) -> torch.Tensor:
@@ -32,8 +27,8 @@ def _rd_loss(model: LIC, x: torch.Tensor) -> torch.Tensor:
 def trained_tiny():
     """The tiny preset after 30 steps on one fixed batch, with the losses it went through."""
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # module scope: set up before the per-test one_thread fixture
-    model, x = _tiny(), _photo_batch(4, 64)
+    torch.set_num_threads(1)  # one thread whatever the session set (tests/conftest.py sets 1 too)
+    model, x = _tiny(), synthetic_image(64, 64, style="fields", n=4)
     net = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
     aux = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
     opt = torch.optim.Adam([{"params": net, "lr": 1e-3}, {"params": aux, "lr": 1e-2}])

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import pytest
 import torch
-from lic_fixtures import TINY_YAML, fit_overrides, tiny_cfg
 
 from hdc_lightning.checkpoints import safe_load
 from hdc_lightning.cli import main
 from hdc_lightning.errors import ConfigError
 from hdc_lightning.phases.lic import LICPretrain, ms_ssim
 from hdc_lightning.train import fit
+from tests.helpers.configs import TINY_LIC, fit_overrides, tiny_config
 
 CDF_KEY = "model.latent_codec.hyper.entropy_bottleneck._quantized_cdf"
 
 
 def test_one_optimizer_two_disjoint_groups(tiny_data, tmp_path):
-    phase = LICPretrain(tiny_cfg(tiny_data, tmp_path))
+    phase = LICPretrain(tiny_config("lic", tmp_path, **tiny_data))
     conf = phase.configure_optimizers()
     opt = conf["optimizer"]
     assert len(opt.param_groups) == 2 and [g["name"] for g in opt.param_groups] == ["net", "aux"]
@@ -28,7 +28,7 @@ def test_one_optimizer_two_disjoint_groups(tiny_data, tmp_path):
 
 def test_unknown_distortion_is_a_config_error(tiny_data, tmp_path):
     with pytest.raises(ConfigError, match="phase.distortion"):
-        LICPretrain(tiny_cfg(tiny_data, tmp_path, **{"phase.distortion": "l1"}))
+        LICPretrain(tiny_config("lic", tmp_path, **tiny_data, **{"phase.distortion": "l1"}))
 
 
 def test_ms_ssim_adapts_to_small_images():
@@ -46,9 +46,8 @@ def _scalars(tb_dir):
 
 
 def test_hdc_fit_tiny_yaml_smoke(tiny_data, tmp_path, capsys):
-    args = fit_overrides(tiny_data, tmp_path, **{"trainer.max_steps": 3, "trainer.val_check_interval": 2,
-                                                 "run.ckpt_every_n_steps": 1})
-    assert main(["fit", str(TINY_YAML), *args]) == 0
+    args = fit_overrides(tmp_path, **tiny_data, max_steps=3, every=1, **{"trainer.val_check_interval": 2})
+    assert main(["fit", str(TINY_LIC), *args]) == 0
     run = tmp_path / "t"
     ckpt = safe_load(run / "checkpoints" / "last.ckpt")
     assert ckpt["global_step"] == 3
@@ -61,8 +60,8 @@ def test_hdc_fit_tiny_yaml_smoke(tiny_data, tmp_path, capsys):
 
 def test_resume_before_and_after_update(tiny_data, tmp_path):
     def run(max_steps: int, resume: bool):
-        cfg = tiny_cfg(tiny_data, tmp_path, **{"trainer.max_steps": max_steps, "trainer.val_check_interval": 2,
-                                               "run.ckpt_every_n_steps": 1, "run.resume": resume})
+        cfg = tiny_config("lic", tmp_path, **tiny_data, max_steps=max_steps, every=1,
+                          **{"trainer.val_check_interval": 2, "run.resume": resume})
         result = fit(cfg)
         return result, safe_load(result.last_ckpt)
 

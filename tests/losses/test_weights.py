@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from hdc_lightning import weights
 from hdc_lightning.errors import HDCError
 from hdc_lightning.evaluation.metrics import MetricSuite
-from hdc_lightning.testing import synthetic_image
+from tests.helpers.images import synthetic_image
 
 needs_trunks = pytest.mark.skipif(not weights.installed(), reason="perceptual trunks not built: run `hdc weights`")
 

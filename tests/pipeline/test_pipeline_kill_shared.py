@@ -8,25 +8,15 @@ import subprocess
 from pathlib import Path
 
 from hdc_lightning.checkpoints import safe_load
-from reliability_helpers import (
-    REPO,
-    TINY_LIC,
-    alive,
-    children_of,
-    cli_env,
-    done_step,
-    hdc_argv,
-    run_hdc,
-    stderr_tail,
-    tiny_fit_overrides,
-    wait_for,
-)
+from tests.helpers.configs import REPO, TINY_LIC, fit_overrides
+from tests.helpers.reliability import alive, children_of, cli_env, done_step, hdc_argv, run_hdc, stderr_tail, wait_for
 
 EVERY, STEPS = 4, 24
 
 
 def _recipe(tmp_path: Path, shards: str) -> Path:
-    over = [o for o in tiny_fit_overrides(tmp_path, "x", shards, STEPS, EVERY) if not o.startswith(("run.root", "run.name"))]
+    over = [o for o in fit_overrides(tmp_path, shards, name="x", max_steps=STEPS, every=EVERY)
+            if not o.startswith(("run.root", "run.name"))]
     listed = ", ".join(repr(o) for o in over)
     path = tmp_path / "pipeline.yaml"
     path.write_text("\n".join([

@@ -17,7 +17,7 @@ from hdc_lightning.config import load_config
 from hdc_lightning.config.load import to_yaml
 from hdc_lightning.errors import ConfigError
 from hdc_lightning.pipeline import load_pipeline, plan, run_pipeline
-from reliability_helpers import wait_for
+from tests.helpers.reliability import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_LADDER = REPO / "experiments" / "pipeline" / "tiny-ladder.yaml"

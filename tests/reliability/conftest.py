@@ -7,14 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from hdc_lightning.testing import random_init_checkpoint, write_image_shards
-from reliability_helpers import FUZZ_REPORTS, write_fuzz_reports
-
-
-@pytest.fixture(scope="session")
-def tiny_shards(tmp_path_factory) -> str:
-    """Two shards of six 72x72 PNGs: the training data of every short run here."""
-    return write_image_shards(tmp_path_factory.mktemp("shards"), shards=2, per_shard=6, size=72)
+from tests.helpers.models import random_init_checkpoint
+from tests.helpers.reliability import FUZZ_REPORTS, write_fuzz_reports
 
 
 @pytest.fixture(scope="session")

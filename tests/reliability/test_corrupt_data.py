@@ -15,23 +15,15 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-
 import numpy as np
+import pytest
 
 from hdc_lightning.checkpoints import safe_load
 from hdc_lightning.data.images import encode_raw
-from hdc_lightning.testing import image_png, write_tar
-from reliability_helpers import (
-    REPO,
-    TINY_LIC,
-    cli_env,
-    done_step,
-    run_hdc,
-    stderr_tail,
-    tb_scalars,
-    tiny_fit_overrides,
-)
+from tests.helpers.configs import REPO, TINY_LIC, fit_overrides
+from tests.helpers.datasets import write_tar
+from tests.helpers.images import image_png
+from tests.helpers.reliability import cli_env, done_step, run_hdc, stderr_tail, tb_scalars
 
 
 def flipped_png(seed: int = 0) -> bytes:
@@ -73,7 +65,7 @@ def _corrupt_shards(folder: Path) -> tuple[str, list[str]]:
 
 
 def _fit(tmp_path: Path, shards: str, name: str, steps: int, *extra: str) -> subprocess.CompletedProcess:
-    over = tiny_fit_overrides(tmp_path / "runs", name, shards, steps, every=steps)
+    over = fit_overrides(tmp_path / "runs", shards, name=name, max_steps=steps, every=steps)
     return run_hdc("fit", TINY_LIC, *over, *extra, timeout=600)
 
 

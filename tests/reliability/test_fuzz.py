@@ -32,8 +32,9 @@ import torch
 from hdc_lightning.codec import load_codec, unpack
 from hdc_lightning.codec.container import CRC_BYTES, MAGIC, MAX_PIXELS, MAX_SIDE, MAX_STREAMS, Limits
 from hdc_lightning.errors import BitstreamError
-from hdc_lightning.testing import TINY_LIC_SPEC, random_init_checkpoint, synthetic_image
-from reliability_helpers import (
+from tests.helpers.images import synthetic_image
+from tests.helpers.models import TINY_LIC_SPEC, random_init_checkpoint
+from tests.helpers.reliability import (
     Tally,
     check_one_line,
     env_int,

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -20,7 +19,9 @@ from hdc_lightning.codec.container import MAX_FILE_BYTES, pack
 from hdc_lightning.codec.lic import MAX_STREAM_BYTES_PER_SYMBOL, guard_streams
 from hdc_lightning.errors import BitstreamError
 from hdc_lightning.fileio import UnreadableFile, read_regular
-from reliability_helpers import REPO, check_one_line, peak_rss, peak_rss_supported, time_bound
+from tests.helpers.configs import REPO
+from tests.helpers.images import save_image
+from tests.helpers.reliability import check_one_line, peak_rss, peak_rss_supported, time_bound
 
 
 def _one_error(argv, capsys, *needles) -> str:
@@ -36,9 +37,7 @@ def _one_error(argv, capsys, *needles) -> str:
 
 @pytest.fixture()
 def photo(tmp_path):
-    path = tmp_path / "photo.png"
-    Image.fromarray(np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(path)
-    return path
+    return save_image(tmp_path / "photo.png", 48, 64, seed=0)
 
 
 # ---- case 2: outputs never replace inputs or foreign files -----------------------------------

@@ -16,7 +16,7 @@ from hdc_lightning.evaluation.bd import BDError, bd_rate, bd_table
 from hdc_lightning.evaluation.plot import rd_figure
 from hdc_lightning.evaluation.results import Curve, ResultsError, read_curve
 from hdc_lightning.evaluation.runner import EvalOptions, run_eval
-from reliability_helpers import check_one_line
+from tests.helpers.reliability import check_one_line
 
 OPTS = dict(baselines=(), lpips=False, dists=False, ms_ssim=False, fid=False, progress=False)
 

@@ -11,7 +11,8 @@ from hdc_lightning import rundir
 from hdc_lightning.cli import main
 from hdc_lightning.config import load_config
 from hdc_lightning.errors import CheckpointError, ConfigError
-from reliability_helpers import TINY_LIC, check_one_line, tiny_fit_overrides
+from tests.helpers.configs import TINY_LIC, fit_overrides
+from tests.helpers.reliability import check_one_line
 
 
 @pytest.fixture(autouse=True)
@@ -42,7 +43,8 @@ def test_overwrite_with_an_escaping_name_leaves_the_victim_alone(tmp_path, tiny_
     victim = tmp_path / "victim"
     (victim / "checkpoints").mkdir(parents=True)
     (victim / "config.yaml").write_text("precious: true\n")
-    over = tiny_fit_overrides(tmp_path / "runs", "../victim", tiny_shards, 2) + ["run.overwrite=true"]
+    over = fit_overrides(tmp_path / "runs", tiny_shards, name="../victim", max_steps=2, every=2)
+    over.append("run.overwrite=true")
     assert main(["fit", str(TINY_LIC), *over]) == 2
     assert "run.name" in _error_line(capsys.readouterr().err)
     assert (victim / "config.yaml").read_text() == "precious: true\n"
@@ -94,7 +96,7 @@ def test_overwrite_moves_aside_a_symlinked_run_and_keeps_its_target(tmp_path):
                                            ("phase.lr=-0.001", "phase.lr"), ("trainer.max_steps=0", "max_steps"),
                                            ("trainer.max_steps=-1", "max_steps")])
 def test_nonsensical_hyper_parameters_are_refused_before_training(tmp_path, tiny_shards, capsys, override, key):
-    over = tiny_fit_overrides(tmp_path / "runs", "bad", tiny_shards, 2) + [override]
+    over = fit_overrides(tmp_path / "runs", tiny_shards, name="bad", max_steps=2, every=2) + [override]
     assert main(["fit", str(TINY_LIC), *over]) == 2
     assert key in _error_line(capsys.readouterr().err)
     assert not (tmp_path / "runs" / "bad" / "done.json").exists()
@@ -105,7 +107,7 @@ def test_no_done_json_without_a_loadable_final_checkpoint(tmp_path, tiny_shards,
     from hdc_lightning.train import fit
 
     monkeypatch.setattr("hdc_lightning.callbacks.LastCheckpoint._save", lambda self, trainer: None)
-    cfg = load_config(TINY_LIC, tiny_fit_overrides(tmp_path / "runs", "nockpt", tiny_shards, 1)
+    cfg = load_config(TINY_LIC, fit_overrides(tmp_path / "runs", tiny_shards, name="nockpt", max_steps=1, every=2)
                       + ["trainer.val_check_interval=100", "run.rdp_figure=false"])
     with pytest.raises(CheckpointError, match="without a loadable final checkpoint"):
         fit(cfg)

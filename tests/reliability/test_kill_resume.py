@@ -21,9 +21,8 @@ import pytest
 import torch
 
 from hdc_lightning.checkpoints import safe_load
-from reliability_helpers import (
-    REPO,
-    TINY_LIC,
+from tests.helpers.configs import REPO, TINY_LIC, fit_overrides
+from tests.helpers.reliability import (
     alive,
     children_of,
     cli_env,
@@ -32,7 +31,6 @@ from reliability_helpers import (
     hdc_argv,
     run_hdc,
     stderr_tail,
-    tiny_fit_overrides,
     wait_for,
 )
 
@@ -139,10 +137,11 @@ def _kill_resume_cycles(tmp_path: Path, shards: str, cycles: int, max_steps: int
     print(f"kill points drawn with HDC_KILL_SEED={SEED}")  # shown when the test fails
     rng = random.Random(SEED)
     runs = tmp_path / "runs"
-    argv = hdc_argv("fit", TINY_LIC, *tiny_fit_overrides(runs, "killed", shards, max_steps, EVERY),
+    argv = hdc_argv("fit", TINY_LIC, *fit_overrides(runs, shards, name="killed", max_steps=max_steps, every=EVERY),
                     "run.resume=true")  # the same command every time: starts fresh, then resumes
     # the uninterrupted reference runs alongside, outside the watched folder
-    ref_argv = hdc_argv("fit", TINY_LIC, *tiny_fit_overrides(tmp_path / "ref", "reference", shards, max_steps, EVERY))
+    ref_argv = hdc_argv("fit", TINY_LIC,
+                        *fit_overrides(tmp_path / "ref", shards, name="reference", max_steps=max_steps, every=EVERY))
     run_dir = runs / "killed"
     watcher = CheckpointWatcher([runs])
     watcher.start()
@@ -197,7 +196,8 @@ def test_fit_killed_many_times_resumes_to_the_same_step(tmp_path, tiny_shards):
 
 # ---- the staged pipeline ---------------------------------------------------------------------
 def _pipeline_file(tmp_path: Path, shards: str, steps: int) -> Path:
-    over = [o for o in tiny_fit_overrides(tmp_path, "x", shards, steps, EVERY) if not o.startswith(("run.root", "run.name"))]
+    over = [o for o in fit_overrides(tmp_path, shards, name="x", max_steps=steps, every=EVERY)
+            if not o.startswith(("run.root", "run.name"))]
     lines = [
         "name: kr",
         f"root: {tmp_path / 'pruns'}",

@@ -13,13 +13,13 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from typing import List
-from pathlib import Path
 
 import pytest
 import torch
 
 from hdc_lightning.checkpoints import safe_load
-from reliability_helpers import REPO, TINY_LIC, cli_env, done_step, stderr_tail, tb_scalars, tiny_fit_overrides
+from tests.helpers.configs import REPO, TINY_LIC, fit_overrides
+from tests.helpers.reliability import cli_env, done_step, stderr_tail, tb_scalars
 
 PHASE = "lic-nonfinite-test"
 MAX_NONFINITE = 3
@@ -55,8 +55,9 @@ def register_nonfinite_phase() -> None:
                     next(self.model.g_s.parameters()).view(-1)[0] = float("inf")
 
 
+# Run with the repository root as working directory, where ``python -c`` finds the tests package.
 _WRAPPER = (
-    "import sys; sys.path.insert(0, sys.argv.pop(1)); import test_nonfinite as t; t.register_nonfinite_phase(); "
+    "import sys; from tests.reliability.test_nonfinite import register_nonfinite_phase; register_nonfinite_phase(); "
     "from hdc_lightning.cli import main; sys.exit(main(sys.argv[1:]))"
 )
 
@@ -78,8 +79,8 @@ def runs(tmp_path_factory, tiny_shards):
     cfg.write_text(f"extends: {TINY_LIC}\nphase:\n  name: {PHASE}\n")
     procs = {}
     for name, extra in SCENARIOS.items():
-        over = tiny_fit_overrides(tmp / "runs", name, tiny_shards, STEPS, every=2)
-        argv = [sys.executable, "-c", _WRAPPER, str(Path(__file__).parent), "fit", str(cfg), *over,
+        over = fit_overrides(tmp / "runs", tiny_shards, name=name, max_steps=STEPS, every=2)
+        argv = [sys.executable, "-c", _WRAPPER, "fit", str(cfg), *over,
                 f"run.max_nonfinite_steps={MAX_NONFINITE}", *extra]
         procs[name] = subprocess.Popen(argv, cwd=REPO, env=cli_env(), stdout=subprocess.PIPE,
                                        stderr=subprocess.PIPE, text=True)

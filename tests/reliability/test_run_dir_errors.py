@@ -9,7 +9,8 @@ import time
 import pytest
 
 from hdc_lightning.cli import main
-from reliability_helpers import TINY_LIC, check_one_line, run_hdc, tiny_fit_overrides
+from tests.helpers.configs import TINY_LIC, fit_overrides
+from tests.helpers.reliability import check_one_line, run_hdc
 
 
 @pytest.fixture(autouse=True)
@@ -35,13 +36,12 @@ def _cases(tmp_path, shards):
     blocker = tmp_path / "a-file"
     blocker.write_text("a regular file where a folder should be")
     big = shutil.disk_usage(tmp_path).free // 2**20 + 10**6  # more MiB than the disk has free
+    over = fit_overrides(blocker / "runs", shards, name="x", max_steps=2, every=2)
     return {
-        "root under a regular file": (tiny_fit_overrides(blocker / "runs", "x", shards, 2), "not writable",
-                                      blocker / "runs" / "x"),
-        "resume under a regular file": (tiny_fit_overrides(blocker / "runs", "x", shards, 2) + ["run.resume=true"],
-                                        "not writable", blocker / "runs" / "x"),
+        "root under a regular file": (over, "not writable", blocker / "runs" / "x"),
+        "resume under a regular file": (over + ["run.resume=true"], "not writable", blocker / "runs" / "x"),
         "less free space than run.min_free_mb": (
-            tiny_fit_overrides(tmp_path / "runs", "full", shards, 2) + [f"run.min_free_mb={big}"],
+            fit_overrides(tmp_path / "runs", shards, name="full", max_steps=2, every=2) + [f"run.min_free_mb={big}"],
             "less than run.min_free_mb", tmp_path / "runs" / "full"),
     }
 

@@ -18,7 +18,8 @@ from hdc_lightning.cli import main
 from hdc_lightning.codec import export_checkpoint, load_codec
 from hdc_lightning.errors import CheckpointError
 from hdc_lightning.registry import build
-from reliability_helpers import REPO, TINY_LIC, check_one_line, tiny_fit_overrides
+from tests.helpers.configs import REPO, TINY_LIC, fit_overrides
+from tests.helpers.reliability import check_one_line
 
 SRC = REPO / "hdc_lightning"
 
@@ -70,8 +71,8 @@ def test_resume_from_a_checkpoint_with_pickled_code_is_refused(tmp_path, tiny_sh
     ckdir = tmp_path / "runs" / "evil" / "checkpoints"
     ckdir.mkdir(parents=True)
     torch.save({"global_step": 3, "state_dict": {}, "x": _Payload(sentinel)}, ckdir / "last.ckpt")
-    code, err = _hdc(capsys, "fit", TINY_LIC, *tiny_fit_overrides(tmp_path / "runs", "evil", tiny_shards, 4),
-                     "run.resume=true")
+    over = fit_overrides(tmp_path / "runs", tiny_shards, name="evil", max_steps=4, every=2)
+    code, err = _hdc(capsys, "fit", TINY_LIC, *over, "run.resume=true")
     assert code == 2
     line = _error_line(err)
     assert str(ckdir / "last.ckpt") in line and "not a readable checkpoint" in line
@@ -82,7 +83,8 @@ def test_init_from_a_checkpoint_of_another_preset_names_the_mismatch(tmp_path, t
     torch.manual_seed(0)
     other = {"name": "lic", "preset": "tiny", "args": {"M": 96, "groups": [16, 80]}}
     export_checkpoint(build("model", "lic", preset="tiny", M=96, groups=[16, 80]), other, str(tmp_path / "m96.ckpt"))
-    code, err = _hdc(capsys, "fit", TINY_LIC, *tiny_fit_overrides(tmp_path / "runs", "x", tiny_shards, 4),
+    over = fit_overrides(tmp_path / "runs", tiny_shards, name="x", max_steps=4, every=2)
+    code, err = _hdc(capsys, "fit", TINY_LIC, *over,
                      f"run.init_from.model.ckpt={tmp_path / 'm96.ckpt'}", "run.init_from.model.prefix=model.")
     assert code == 2
     line = _error_line(err)
@@ -93,7 +95,8 @@ def test_init_from_a_checkpoint_of_another_model_is_refused(tmp_path, tiny_shard
     torch.manual_seed(0)
     vq = {"name": "vq", "preset": "tiny", "args": {}}
     export_checkpoint(build("model", "vq", preset="tiny"), vq, str(tmp_path / "vq.ckpt"))
-    code, err = _hdc(capsys, "fit", TINY_LIC, *tiny_fit_overrides(tmp_path / "runs", "x", tiny_shards, 2),
+    over = fit_overrides(tmp_path / "runs", tiny_shards, name="x", max_steps=2, every=2)
+    code, err = _hdc(capsys, "fit", TINY_LIC, *over,
                      f"run.init_from.model.ckpt={tmp_path / 'vq.ckpt'}", "run.init_from.model.prefix=model.")
     assert code == 2, "a checkpoint sharing no weight with the module must not load silently"
     line = _error_line(err)
@@ -182,7 +185,8 @@ def test_python_tags_in_overrides_and_pipelines_run_nothing(tmp_path, capsys):
     ("model.args.__class__=os.system", "takes no argument '__class__'"),
 ])
 def test_components_come_from_registry_names_only(tmp_path, tiny_shards, capsys, override, known):
-    code, err = _hdc(capsys, "fit", TINY_LIC, *tiny_fit_overrides(tmp_path / "runs", "x", tiny_shards, 2), override)
+    over = fit_overrides(tmp_path / "runs", tiny_shards, name="x", max_steps=2, every=2)
+    code, err = _hdc(capsys, "fit", TINY_LIC, *over, override)
     assert code == 2
     assert known in _error_line(err)
     assert not (tmp_path / "runs" / "x" / "checkpoints" / "last.ckpt").exists()

@@ -5,7 +5,7 @@ import torch
 
 from hdc_lightning import registry
 from hdc_lightning.models.vq import VQModel, VQOutput
-from vq_toy import toy_images
+from tests.helpers.images import synthetic_image
 
 
 def small(**kw) -> VQModel:
@@ -82,7 +82,7 @@ def test_no_codebook_collapse_on_a_toy_set(lookup_dim):
     """Dead-code restarts keep > 50 % of a 64-code book in use (without them: 2-6 % on this set)."""
     torch.manual_seed(0)
     model = small(restart_after=3, lookup_dim=lookup_dim)
-    data = toy_images(64, 64, seed=1)
+    data = synthetic_image(64, 64, seed=1, style="fields", n=64)
     opt = torch.optim.Adam(model.parameters(), 1e-3)
     for _ in range(20):
         x = data[torch.randperm(64)[:16]]

@@ -4,16 +4,14 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 from hdc_lightning.checkpoints import safe_load
 from hdc_lightning.train import build_phase
-from vq_toy import run, toy_cfg
-
-HERE = Path(__file__).resolve().parent
+from tests.helpers.configs import REPO
+from tests.helpers.vq_toy import run, toy_cfg
 
 
 def _adam_steps(ckpt: dict) -> set[int]:
@@ -72,8 +70,8 @@ def test_gan_step_under_two_process_cpu_ddp(tmp_path):
     """No unused-parameter error without find_unused_parameters; ranks stay in sync (codebook restarts included)."""
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
     proc = subprocess.run(
-        [sys.executable, str(HERE / "vq_toy.py"), str(tmp_path)],
-        env=env, capture_output=True, text=True, timeout=300,
+        [sys.executable, "-m", "tests.helpers.vq_toy", str(tmp_path)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]

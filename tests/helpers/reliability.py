@@ -13,12 +13,11 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
-REPO = Path(__file__).resolve().parents[2]
-TINY_LIC = REPO / "experiments" / "lic" / "tiny.yaml"
+from tests.helpers.configs import REPO
 
 # Outcome summaries of the fuzz tests, printed at the end of the session (conftest) and
 # written to $HDC_FUZZ_REPORT when set.
@@ -162,16 +161,6 @@ def hdc_argv(*args: str) -> list[str]:
 
 def run_hdc(*args: str, timeout: float = 300, cwd: Path = REPO) -> subprocess.CompletedProcess:
     return subprocess.run(hdc_argv(*args), cwd=cwd, env=cli_env(), capture_output=True, text=True, timeout=timeout)
-
-
-def tiny_fit_overrides(root: Path, name: str, shards: str, max_steps: int, every: int = 2, crop: int = 64) -> list[str]:
-    """Overrides that make ``experiments/lic/tiny.yaml`` a run of a few seconds per step."""
-    return [
-        f"run.root={root}", f"run.name={name}", f"run.ckpt_every_n_steps={every}", "run.min_free_mb=1",
-        f"trainer.max_steps={max_steps}", "trainer.log_every_n_steps=1", "trainer.enable_progress_bar=false",
-        f"data.train.shards={shards}", f"data.train.crop={crop}", "data.train.batch_size=2",
-        "data.train.num_workers=0", "data.train.shuffle_buffer=4", "data.val.folder=null",
-    ]
 
 
 def stderr_tail(proc: subprocess.CompletedProcess | str, lines: int = 25) -> str:

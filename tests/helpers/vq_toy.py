@@ -1,8 +1,9 @@
-"""Toy images, an in-memory DataModule and a tiny config for the VQ phase tests.
+"""An in-memory DataModule of smooth colour fields and a tiny config for the VQ phase tests.
 
-Run as a script (``python tests/vq/vq_toy.py ROOT``) it trains the ``vq`` phase for two
-batches under 2-process CPU DDP (Lightning re-launches this file for rank 1) and writes
-each rank's parameter checksum and step to ``ROOT/rank<r>.json``.
+Run as a module from the repository root (``python -m tests.helpers.vq_toy ROOT``) it
+trains the ``vq`` phase for two batches under 2-process CPU DDP (Lightning re-launches the
+same module for rank 1) and writes each rank's parameter checksum and step to
+``ROOT/rank<r>.json``.
 """
 
 from __future__ import annotations
@@ -13,22 +14,12 @@ from pathlib import Path
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from hdc_lightning.config import load_config  # noqa: E402
-from hdc_lightning.data.batches import EvalBatch  # noqa: E402
-from hdc_lightning.train import build_phase, build_trainer  # noqa: E402
-
-
-def toy_images(n: int, size: int = 64, seed: int = 0) -> torch.Tensor:
-    """Smooth random colour fields in [0, 1] (bilinear upsampling of 4x4 noise)."""
-    g = torch.Generator().manual_seed(seed)
-    return F.interpolate(torch.rand(n, 3, 4, 4, generator=g), size=(size, size), mode="bilinear", align_corners=False)
+from hdc_lightning.data.batches import EvalBatch
+from hdc_lightning.train import build_phase, build_trainer
+from tests.helpers.configs import tiny_config
+from tests.helpers.images import synthetic_image
 
 
 class ToyData(L.LightningDataModule):
@@ -36,7 +27,7 @@ class ToyData(L.LightningDataModule):
 
     def __init__(self, n: int = 16, size: int = 64, batch_size: int = 2):
         super().__init__()
-        self.images, self.batch_size = toy_images(n, size), batch_size
+        self.images, self.batch_size = synthetic_image(size, size, style="fields", n=n), batch_size
 
     def train_dataloader(self) -> DataLoader:
         items = [(img, torch.tensor(0)) for img in self.images]
@@ -50,14 +41,12 @@ class ToyData(L.LightningDataModule):
 
 
 def toy_cfg(root: str | Path, *overrides: str) -> dict:
-    base = [
-        f"run.root={root}", "run.name=toy", "run.ckpt_every_n_steps=1000",
-        "trainer.accelerator=cpu", "trainer.devices=1", "trainer.enable_progress_bar=false",
-        "trainer.max_steps=2", "trainer.val_check_interval=2", "trainer.limit_val_batches=1",
-        "trainer.log_every_n_steps=1", "phase.disc_start=1", "phase.image_every=1",
-        "model.args.ch=8", "model.args.codebook_size=64", "model.args.code_dim=16",
-    ]
-    return load_config(REPO / "experiments" / "vq" / "tiny.yaml", base + list(overrides))
+    """``experiments/vq/tiny.yaml`` for :class:`ToyData`: 2 steps, a smaller model, then ``overrides``."""
+    return tiny_config("vq", root, None, *overrides, name="toy", every=1000, max_steps=2, **{
+        "trainer.devices": 1, "trainer.val_check_interval": 2, "trainer.limit_val_batches": 1,
+        "phase.disc_start": 1, "phase.image_every": 1,
+        "model.args.ch": 8, "model.args.codebook_size": 64, "model.args.code_dim": 16,
+    })
 
 
 def run(cfg: dict, ckpt_path: str | None = None, **data_kw) -> tuple[L.Trainer, L.LightningModule]:
