@@ -9,7 +9,7 @@ DEMO   := data/demo
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install weights test test-all fuzz demo demo-data bench gpu-check clean
+.PHONY: help install weights lint format test test-all fuzz demo demo-data bench gpu-check clean
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -29,7 +29,16 @@ install: $(STAMP) weights  ## create .venv and install everything (reused after)
 weights: $(STAMP)  ## fetch + convert the LPIPS/DISTS ImageNet trunks (idempotent)
 	$(HDC) weights || echo "make: continuing without the LPIPS/DISTS trunks (see the line above)"
 
-test: install  ## fast test suite (what CI runs)
+LINTED := hdc_lightning tests benchmarks
+lint: $(STAMP)  ## ruff: lint rules, import order and format check (config in pyproject.toml)
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
+
+format: $(STAMP)  ## apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix $(LINTED)
+	$(VENV)/bin/ruff format $(LINTED)
+
+test: install lint  ## lint, then the fast test suite (what CI runs)
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 test-all: install  ## every test, slow ones included
@@ -55,8 +64,10 @@ demo: $(DEMO)/.done weights  ## the shipped `small` codec on a demo photo, then 
 	$(HDC) eval $(DEMO_CKPT) --data $(DEMO)/val -o $(DEMO_RUN)/eval --name hdc-tiny --no-progress
 	@echo "demo done: tensorboard --logdir $(DEMO_RUN); results in $(DEMO_RUN)/eval"
 
-bench: $(STAMP)  ## run every benchmark script
-	for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+# Studies need a folder of evaluation images (Kodak): run them by hand, see docs/benchmarks.md.
+STUDIES := $(addprefix benchmarks/,small_study.py vq_study.py operating_point.py)
+bench: $(STAMP)  ## run every benchmark script that needs no data folder
+	for b in $(filter-out $(STUDIES),$(wildcard benchmarks/*.py)); do echo "== $$b"; $(PY) $$b || exit 1; done
 
 GPU_CHECK_ARGS ?=
 gpu-check: $(DEMO)/.done  ## GPU check: paper presets on a CUDA GPU (≤ 8 min), else tiny on the CPU; runs/gpu-check/gpu_check.json

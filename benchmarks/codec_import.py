@@ -55,9 +55,11 @@ def main() -> None:
             out = subprocess.run([sys.executable, "-c", CHILD, str(ckpt)], capture_output=True, text=True, check=True)
             runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
     med = {k: statistics.median(r[k] for r in runs) for k in runs[0] if k != "lightning"}
-    print(f"model {args.model}: import torch {med['torch_s']:.2f} s (CPU {med['torch_cpu_s']:.2f} s); "
-          f"import hdc_lightning.codec + load_codec {med['import_load_s']:.2f} s (CPU {med['import_load_cpu_s']:.2f} s), "
-          f"median of {args.rounds}; lightning imported: {runs[0]['lightning']}")
+    print(
+        f"model {args.model}: import torch {med['torch_s']:.2f} s (CPU {med['torch_cpu_s']:.2f} s); "
+        f"import hdc_lightning.codec + load_codec {med['import_load_s']:.2f} s (CPU {med['import_load_cpu_s']:.2f} s), "
+        f"median of {args.rounds}; lightning imported: {runs[0]['lightning']}"
+    )
 
 
 if __name__ == "__main__":

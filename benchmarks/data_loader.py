@@ -115,25 +115,39 @@ def main() -> int:
         files = export_pngs(demo_urls, Path(tmp) / "png")
         loaders = {
             FOLDER: DataLoader(
-                PngFolder(files, args.crop), batch_size=args.batch_size, num_workers=args.workers,
-                sampler=RandomSampler(files, replacement=True, num_samples=n * args.batch_size)),
+                PngFolder(files, args.crop),
+                batch_size=args.batch_size,
+                num_workers=args.workers,
+                sampler=RandomSampler(files, replacement=True, num_samples=n * args.batch_size),
+            ),
         }
         sizes = {}
         for fmt in ("png", "raw"):
             pattern, sizes[fmt] = shard_set(Path(tmp) / "png", Path(tmp) / fmt, fmt, len(demo_urls), len(files))
-            stream = ShardStream(expand_shards(pattern), args.crop, args.batch_size, batches_per_epoch=n,
-                                 resampled=True, shuffle_buffer=64, seed=1)
+            stream = ShardStream(
+                expand_shards(pattern),
+                args.crop,
+                args.batch_size,
+                batches_per_epoch=n,
+                resampled=True,
+                shuffle_buffer=64,
+                seed=1,
+            )
             loaders[f"WebDataset, {fmt} shards"] = DataLoader(stream, batch_size=None, num_workers=args.workers)
         rates: dict[str, list[float]] = {name: [] for name in loaders}
         for _ in range(args.rounds):
             for name, loader in loaders.items():
                 rates[name].append(rate(loader, args.batches, args.batch_size, warmup))
     base = rates[FOLDER]
-    print(f"{len(files)} demo images, {args.crop}x{args.crop} crops, batch {args.batch_size}, "
-          f"{args.workers} workers, {args.batches} timed batches, median of {args.rounds} rounds, "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
-    print(f"shards on disk: png {sizes['png'] / 1e6:.1f} MB, raw {sizes['raw'] / 1e6:.1f} MB "
-          f"(raw/png {sizes['raw'] / sizes['png']:.2f}x)")
+    print(
+        f"{len(files)} demo images, {args.crop}x{args.crop} crops, batch {args.batch_size}, "
+        f"{args.workers} workers, {args.batches} timed batches, median of {args.rounds} rounds, "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        f"shards on disk: png {sizes['png'] / 1e6:.1f} MB, raw {sizes['raw'] / 1e6:.1f} MB "
+        f"(raw/png {sizes['raw'] / sizes['png']:.2f}x)"
+    )
     for name, r in rates.items():
         ratio = statistics.median(a / b for a, b in zip(r, base))
         spread = ", ".join(f"{a / b:.2f}" for a, b in zip(r, base))

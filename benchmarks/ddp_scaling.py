@@ -38,14 +38,27 @@ def _scalar_walltimes(tb_dir: Path, tag: str = "train/loss") -> list[tuple[int, 
 def run(config: str, devices: int, steps: int, batch: int, crop: int, root: Path, accelerator: str) -> float:
     name = f"ddp{devices}"
     cmd = [
-        sys.executable, "-m", "hdc_lightning", "fit", config,
-        f"run.root={root}", f"run.name={name}", "run.overwrite=true", "run.rdp_figure=false",
+        sys.executable,
+        "-m",
+        "hdc_lightning",
+        "fit",
+        config,
+        f"run.root={root}",
+        f"run.name={name}",
+        "run.overwrite=true",
+        "run.rdp_figure=false",
         f"run.ckpt_every_n_steps={steps * 10}",
-        f"trainer.accelerator={accelerator}", f"trainer.devices={devices}",
+        f"trainer.accelerator={accelerator}",
+        f"trainer.devices={devices}",
         f"trainer.strategy={'ddp' if devices > 1 else 'auto'}",
-        f"trainer.max_steps={steps}", f"trainer.val_check_interval={steps * 10}", "trainer.limit_val_batches=0",
-        "trainer.log_every_n_steps=5", "trainer.enable_progress_bar=false",
-        f"data.train.batch_size={batch}", f"data.train.crop={crop}", "data.train.num_workers=1",
+        f"trainer.max_steps={steps}",
+        f"trainer.val_check_interval={steps * 10}",
+        "trainer.limit_val_batches=0",
+        "trainer.log_every_n_steps=5",
+        "trainer.enable_progress_bar=false",
+        f"data.train.batch_size={batch}",
+        f"data.train.crop={crop}",
+        "data.train.num_workers=1",
         "data.val.folder=null",
     ]
     env = dict(os.environ)
@@ -73,7 +86,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         one = run(args.config, 1, args.steps, args.batch, args.crop, Path(tmp), args.accelerator)
         two = run(args.config, 2, args.steps, args.batch, args.crop, Path(tmp), args.accelerator)
-    print(f"config {args.config}, {args.accelerator}, per-process batch {args.batch} at {args.crop}², {args.steps} steps")
+    print(
+        f"config {args.config}, {args.accelerator}, per-process batch {args.batch} at {args.crop}², {args.steps} steps"
+    )
     print(f"1 process : {one:8.1f} images/s")
     print(f"2 processes: {two:8.1f} images/s")
     print(f"ratio 2/1  : {two / one:8.2f}x")

@@ -75,7 +75,13 @@ def breakdown(ckpt: Path, image: torch.Tensor, mask: str, threads: int, repeats:
         parts["lic_gs"] = timed(lambda: model.lic.g_s(y_hat), repeats)
         parts["lic_entropy_forward"] = timed(lambda: model.lic.latent_codec(y_hat), repeats)
     lengths = dict(zip(codec.stream_names(), header.stream_lengths))
-    return {"parts": parts, "bytes": len(data), "lengths": lengths, "hw": (h, w), "sent": float(out.sent.float().mean())}
+    return {
+        "parts": parts,
+        "bytes": len(data),
+        "lengths": lengths,
+        "hw": (h, w),
+        "sent": float(out.sent.float().mean()),
+    }
 
 
 def report(preset: str, r: dict) -> None:
@@ -94,19 +100,31 @@ def report(preset: str, r: dict) -> None:
     rows.append(("other (container, checks, glue)", max(total - sum(t for _, t in rows), 0.0)))
     h, w = r["hw"]
     lic_bytes = sum(v for k, v in r["lengths"].items() if k not in ("schedule", "indices"))
-    print(f"\n== preset {preset}: {w}x{h}, file {r['bytes']} B = {r['bytes'] * 8 / (h * w):.4f} bpp "
-          f"(LIC {lic_bytes} B, schedule {r['lengths']['schedule']} B, indices {r['lengths']['indices']} B, "
-          f"{100 * r['sent']:.0f} % of tokens sent)")
+    print(
+        f"\n== preset {preset}: {w}x{h}, file {r['bytes']} B = {r['bytes'] * 8 / (h * w):.4f} bpp "
+        f"(LIC {lic_bytes} B, schedule {r['lengths']['schedule']} B, indices {r['lengths']['indices']} B, "
+        f"{100 * r['sent']:.0f} % of tokens sent)"
+    )
     print(f"{'part':44s} {'seconds':>9s} {'share':>7s}")
     for name, t in rows:
         print(f"{name:44s} {t:9.3f} {100 * t / total:6.1f}%")
     print(f"{'decode total':44s} {total:9.3f}")
-    forwards = p["lic_gs"] + p["lic_entropy_forward"] + p["drv"] + p["enhancer"] + p["predictor"] + p["correction"] + p["vq_decode"]
+    forwards = (
+        p["lic_gs"]
+        + p["lic_entropy_forward"]
+        + p["drv"]
+        + p["enhancer"]
+        + p["predictor"]
+        + p["correction"]
+        + p["vq_decode"]
+    )
     drv_share = p["drv"] / total
     ratio = total / forwards
     print(f"DRV sampling share: {100 * drv_share:.2f} % (target ≤ 5 %: {'ok' if drv_share <= 0.05 else 'MISSED'})")
-    print(f"decode / sum of network forwards: {total:.3f} / {forwards:.3f} = {ratio:.2f} "
-          f"(target ≤ 1.5: {'ok' if ratio <= 1.5 else 'MISSED'})")
+    print(
+        f"decode / sum of network forwards: {total:.3f} / {forwards:.3f} = {ratio:.2f} "
+        f"(target ≤ 1.5: {'ok' if ratio <= 1.5 else 'MISSED'})"
+    )
 
 
 def main() -> int:
@@ -122,8 +140,10 @@ def main() -> int:
         print(f"skipped: {args.image} not found (needs ../shared/data/kodak)")
         return 0
     image = read_image(args.image)
-    print(f"decode breakdown of {args.image.name} at {args.threads} intra-op thread(s), mask {args.mask}, "
-          f"median of {args.repeats} (torch {torch.__version__}, CPU)")
+    print(
+        f"decode breakdown of {args.image.name} at {args.threads} intra-op thread(s), mask {args.mask}, "
+        f"median of {args.repeats} (torch {torch.__version__}, CPU)"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for preset in args.presets:
             ckpt = args.ckpt if (args.ckpt and preset == "tiny") else random_checkpoint(preset, Path(tmp))

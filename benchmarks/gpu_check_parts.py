@@ -16,8 +16,9 @@ import resource
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 MIB = 2**20
 
@@ -100,8 +101,14 @@ def make_clock(warmup: int, switch: int | None, labels: tuple[str, str], dump: C
         def summary(self, batch: int) -> dict[str, Any]:
             first = (self.start_step or 0) + warmup
             timed = [i for i, s in enumerate(self.steps) if s[0] >= first]
-            out: dict[str, Any] = {"timed_steps": len(timed), "start_step": self.start_step, "end_step": self.end_step,
-                                   "world_size": self.world_size, "backend": self.backend, "nonfinite_steps": self.nonfinite}
+            out: dict[str, Any] = {
+                "timed_steps": len(timed),
+                "start_step": self.start_step,
+                "end_step": self.end_step,
+                "world_size": self.world_size,
+                "backend": self.backend,
+                "nonfinite_steps": self.nonfinite,
+            }
             if timed:
                 med = statistics.median(self.steps[i][1] for i in timed)
                 out["step_ms"] = round(med * 1000, 2)
@@ -110,11 +117,16 @@ def make_clock(warmup: int, switch: int | None, labels: tuple[str, str], dump: C
                     span = self.steps[timed[-1]][2] - self.steps[timed[0] - 1][2]
                     out["loop_images_per_s"] = round(batch * self.world_size * len(timed) / span, 2)
                 if switch is not None:
-                    by = {labels[0]: [self.steps[i][1] for i in timed if self.steps[i][0] < switch],
-                          labels[1]: [self.steps[i][1] for i in timed if self.steps[i][0] >= switch]}
+                    by = {
+                        labels[0]: [self.steps[i][1] for i in timed if self.steps[i][0] < switch],
+                        labels[1]: [self.steps[i][1] for i in timed if self.steps[i][0] >= switch],
+                    }
                     out["step_ms_by_stage"] = {k: round(statistics.median(v) * 1000, 2) for k, v in by.items() if v}
-            for key, value in (("peak_train_mib", self.train_peak), ("peak_val_mib", self.val_peak),
-                               ("peak_reserved_mib", self.reserved_peak)):
+            for key, value in (
+                ("peak_train_mib", self.train_peak),
+                ("peak_val_mib", self.val_peak),
+                ("peak_reserved_mib", self.reserved_peak),
+            ):
                 out[key] = None if value is None else round(value / MIB, 1)
             out["val_s"] = self.val_s
             out["peak_rss_mib"] = _rss_mib()
@@ -152,12 +164,22 @@ def part_fit(spec: dict, result_path: str) -> dict:
     cfg = load_config(spec["config"], overrides)
     batch, crop = int(cfg["data"]["train"]["batch_size"]), int(cfg["data"]["train"]["crop"])
     result: dict[str, Any] = {
-        "config": spec["config"], "preset": cfg["model"].get("preset"), "batch": batch, "crop": crop,
-        "precision": cfg["trainer"]["precision"], "strategy": cfg["trainer"]["strategy"],
-        "steps": int(cfg["trainer"]["max_steps"]), "overrides": overrides, "notes": notes,
+        "config": spec["config"],
+        "preset": cfg["model"].get("preset"),
+        "batch": batch,
+        "crop": crop,
+        "precision": cfg["trainer"]["precision"],
+        "strategy": cfg["trainer"]["strategy"],
+        "steps": int(cfg["trainer"]["max_steps"]),
+        "overrides": overrides,
+        "notes": notes,
     }
-    clock = make_clock(int(spec.get("warmup", 1)), spec.get("switch"), tuple(spec.get("labels", ("a", "b"))),
-                       lambda: _write(result_path, {**result, **clock.summary(batch), "partial": True}))
+    clock = make_clock(
+        int(spec.get("warmup", 1)),
+        spec.get("switch"),
+        tuple(spec.get("labels", ("a", "b"))),
+        lambda: _write(result_path, {**result, **clock.summary(batch), "partial": True}),
+    )
     t0 = time.perf_counter()
     out = fit(cfg, extra_callbacks=[clock])
     result.update(clock.summary(batch))
@@ -205,11 +227,20 @@ def part_codec(spec: dict, result_path: str) -> dict:
             "compress_cpu": _cli("compress", image, "-o", str(f["cpu"]), "--ckpt", ckpt, "--device", "cpu"),
             "compress_dev": _cli("compress", image, "-o", str(f["dev"]), "--ckpt", ckpt, "--device", dev),
         }
-        for key, (src, where) in {"cpu_on_cpu": ("cpu", "cpu"), "dev_on_cpu": ("dev", "cpu"), "dev_on_dev": ("dev", dev)}.items():
-            times[f"decompress_{key}"] = _cli("decompress", str(f[src]), "-o", str(png[key]), "--ckpt", ckpt, "--device", where)
+        for key, (src, where) in {
+            "cpu_on_cpu": ("cpu", "cpu"),
+            "dev_on_cpu": ("dev", "cpu"),
+            "dev_on_dev": ("dev", dev),
+        }.items():
+            times[f"decompress_{key}"] = _cli(
+                "decompress", str(f[src]), "-o", str(png[key]), "--ckpt", ckpt, "--device", where
+            )
         data = {k: p.read_bytes() for k, p in f.items()}
         result[name] = {
-            "ckpt": ckpt, "bytes_cpu": len(data["cpu"]), "bytes_dev": len(data["dev"]), "same_bytes": data["cpu"] == data["dev"],
+            "ckpt": ckpt,
+            "bytes_cpu": len(data["cpu"]),
+            "bytes_dev": len(data["dev"]),
+            "same_bytes": data["cpu"] == data["dev"],
             "dev_file_on_cpu_vs_cpu_file_on_cpu": _diff(png["dev_on_cpu"], png["cpu_on_cpu"]),
             "dev_file_on_cpu_vs_on_dev": _diff(png["dev_on_cpu"], png["dev_on_dev"]),
             "wall_s": times,

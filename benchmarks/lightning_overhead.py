@@ -116,9 +116,18 @@ def main() -> int:
     timer = Interleave(PlainStep())
     with tempfile.TemporaryDirectory() as log_dir:
         trainer = L.Trainer(
-            accelerator="cpu", devices=1, max_steps=len(batches), max_epochs=-1, limit_val_batches=0,
-            num_sanity_val_steps=0, gradient_clip_val=1.0, log_every_n_steps=LOG_EVERY, enable_progress_bar=False,
-            enable_model_summary=False, enable_checkpointing=False, callbacks=[timer],
+            accelerator="cpu",
+            devices=1,
+            max_steps=len(batches),
+            max_epochs=-1,
+            limit_val_batches=0,
+            num_sanity_val_steps=0,
+            gradient_clip_val=1.0,
+            log_every_n_steps=LOG_EVERY,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            enable_checkpointing=False,
+            callbacks=[timer],
             logger=TensorBoardLogger(log_dir, name="", version="bench", default_hp_metric=False),
         )
         # batch_size=None: the loader hands over the pre-built TrainBatch objects unchanged
@@ -129,8 +138,10 @@ def main() -> int:
     print(f"plain step   median {statistics.median(plain) * 1e3:.1f} ms, mean {statistics.fmean(plain) * 1e3:.1f} ms")
     print(f"Trainer step median {statistics.median(lit) * 1e3:.1f} ms, mean {statistics.fmean(lit) * 1e3:.1f} ms")
     print(f"ratio of means {statistics.fmean(lit) / statistics.fmean(plain):.4f}")
-    print(f"RATIO Trainer/plain step time = {statistics.median(ratios):.4f}  (target <= 1.03; median of "
-          f"{len(ratios)} interleaved step pairs, batch 4x3x128x128, tiny preset, {args.threads} thread(s))")
+    print(
+        f"RATIO Trainer/plain step time = {statistics.median(ratios):.4f}  (target <= 1.03; median of "
+        f"{len(ratios)} interleaved step pairs, batch 4x3x128x128, tiny preset, {args.threads} thread(s))"
+    )
     return 0
 
 

@@ -67,12 +67,22 @@ def main(argv=None) -> int:
                     row = {"bpp": c.bpp, "mask": c.mask, "point": c.point, "encodes": c.encodes, "fits": c.bpp <= r}
                 except ConfigError as e:  # below this image's smallest file: refused, one line
                     row, t = {"refused": str(e)}, float("nan")
-                rows.append({"image": f.name, "target": r, "plain_bpp": len(plain) * 8 / pixels,
-                             "plain_s": t_plain, "seconds": t, **row})
+                rows.append(
+                    {
+                        "image": f.name,
+                        "target": r,
+                        "plain_bpp": len(plain) * 8 / pixels,
+                        "plain_s": t_plain,
+                        "seconds": t,
+                        **row,
+                    }
+                )
             print(f"{f.name}: plain {len(plain) * 8 / pixels:.4f} bpp in {t_plain:.2f} s", flush=True)
     print(f"\n{len(files)} images, rate points {', '.join(refs)}")
-    print(f"{'R':>6s} {'reached':>8s} {'in[.9R,R]':>10s} {'over R':>7s} {'mean bpp':>9s} {'encodes':>8s} "
-          f"{'time/plain':>11s}  masks chosen")
+    print(
+        f"{'R':>6s} {'reached':>8s} {'in[.9R,R]':>10s} {'over R':>7s} {'mean bpp':>9s} {'encodes':>8s} "
+        f"{'time/plain':>11s}  masks chosen"
+    )
     summary = {}
     for r in targets:
         rs = [row for row in rows if row["target"] == r]
@@ -82,13 +92,21 @@ def main(argv=None) -> int:
         mean = lambda key, rows_=ok: sum(row[key] for row in rows_) / len(rows_) if rows_ else float("nan")  # noqa: E731
         ratio = sum(row["seconds"] / row["plain_s"] for row in ok) / len(ok) if ok else float("nan")
         masks = Counter(str(row["mask"]) for row in ok)
-        summary[str(r)] = {"images": len(rs), "reached": len(ok), "within": within, "over": over,
-                           "mean_bpp": mean("bpp"), "mean_encodes": mean("encodes"), "time_ratio": ratio,
-                           "masks": dict(masks),
-                           "smallest_refused": [float(row["refused"].split(", ")[1].split()[0]) for row in rs
-                                                if "refused" in row]}
-        print(f"{r:6g} {len(ok):4d}/{len(rs):<3d} {within:6d}/{len(ok):<3d} {over:7d} {mean('bpp'):9.4f} "
-              f"{mean('encodes'):8.2f} {ratio:10.2f}×  {dict(masks)}")
+        summary[str(r)] = {
+            "images": len(rs),
+            "reached": len(ok),
+            "within": within,
+            "over": over,
+            "mean_bpp": mean("bpp"),
+            "mean_encodes": mean("encodes"),
+            "time_ratio": ratio,
+            "masks": dict(masks),
+            "smallest_refused": [float(row["refused"].split(", ")[1].split()[0]) for row in rs if "refused" in row],
+        }
+        print(
+            f"{r:6g} {len(ok):4d}/{len(rs):<3d} {within:6d}/{len(ok):<3d} {over:7d} {mean('bpp'):9.4f} "
+            f"{mean('encodes'):8.2f} {ratio:10.2f}×  {dict(masks)}"
+        )
     out = Path(args.out)
     write_json(out, {"data": str(args.data), "points": refs, "targets": targets, "summary": summary, "rows": rows})
     print(f"wrote {out}")

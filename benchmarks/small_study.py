@@ -36,8 +36,8 @@ from hdc_lightning.evaluation import bd, classical
 from hdc_lightning.evaluation.metrics import MetricSuite
 from hdc_lightning.evaluation.plot import rd_figure, save_figure
 from hdc_lightning.evaluation.results import aggregate, curve_from_points, write_curve, write_json
-from hdc_lightning.models.lic import pad_image
 from hdc_lightning.models.hybrid import TOKEN
+from hdc_lightning.models.lic import pad_image
 
 LIC_RUNS = ("lic_lo", "lic", "lic_hi")
 SHIPPED_LIC = {"lic_lo": "small-lic-lo", "lic": "small-lic", "lic_hi": "small-lic-hi"}  # fp16 copies of the runs
@@ -51,18 +51,30 @@ TABLE = (*COLUMNS, "x_dists_subset")
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", required=True, help="folder of evaluation images (Kodak for the published table)")
-    p.add_argument("--runs", default=None, help="run folder of experiments/pipeline/small.yaml for the LIC ladder "
-                   "(default: the shipped fp16 copies small-lic-lo, small-lic, small-lic-hi)")
+    p.add_argument(
+        "--runs",
+        default=None,
+        help="run folder of experiments/pipeline/small.yaml for the LIC ladder "
+        "(default: the shipped fp16 copies small-lic-lo, small-lic, small-lic-hi)",
+    )
     p.add_argument("--model", default="small", help="hybrid: a pretrained name or a checkpoint path")
     p.add_argument("-o", "--out", default="results/small_study", help="output folder")
     p.add_argument("--limit", type=int, default=None, help="first N images only")
     p.add_argument("--dists-images", type=int, default=8, help="DISTS on the first N images only (it is slow on CPU)")
-    p.add_argument("--ablation", action="append", default=[], metavar="NAME=CKPT",
-                   help="a retrained ablation of the hybrid (e.g. no_drv=runs/small-ablation/no_drv-fusion/"
-                        "checkpoints/last.ckpt), measured at the mask levels of ABLATION_MASKS")
-    p.add_argument("--only-ablation", action="store_true",
-                   help="measure only the hybrid and each --ablation at the mask levels of ABLATION_MASKS "
-                        "(no LIC ladder, VQ stream or classical codecs)")
+    p.add_argument(
+        "--ablation",
+        action="append",
+        default=[],
+        metavar="NAME=CKPT",
+        help="a retrained ablation of the hybrid (e.g. no_drv=runs/small-ablation/no_drv-fusion/"
+        "checkpoints/last.ckpt), measured at the mask levels of ABLATION_MASKS",
+    )
+    p.add_argument(
+        "--only-ablation",
+        action="store_true",
+        help="measure only the hybrid and each --ablation at the mask levels of ABLATION_MASKS "
+        "(no LIC ladder, VQ stream or classical codecs)",
+    )
     return p.parse_args(argv)
 
 
@@ -100,7 +112,9 @@ class Study:
     def curve(self, name: str):
         points = []
         for recs in self.records[name]:
-            point = aggregate(recs, keys=(*COLUMNS, *{k for r in recs for k in r if k.startswith("x_") and k != "x_dists_subset"}))
+            point = aggregate(
+                recs, keys=(*COLUMNS, *{k for r in recs for k in r if k.startswith("x_") and k != "x_dists_subset"})
+            )
             subset = [r["x_dists_subset"] for r in recs if "x_dists_subset" in r]
             if subset:
                 point["x_dists_subset"] = sum(subset) / len(subset)
@@ -113,9 +127,11 @@ def index_accuracy(study: Study, masks=MASKS) -> dict:
     out = {}
     for curve, points in study.records.items():
         if curve.endswith("-perceptual"):
-            out[curve] = {mask: {k: sum(r[k] for r in recs) / len(recs) for k in recs[0] if k.startswith("x_index_acc")}
-                          for mask, recs in zip(masks if curve == "hdc-perceptual" else ABLATION_MASKS, points)
-                          if mask != "full"}
+            out[curve] = {
+                mask: {k: sum(r[k] for r in recs) / len(recs) for k in recs[0] if k.startswith("x_index_acc")}
+                for mask, recs in zip(masks if curve == "hdc-perceptual" else ABLATION_MASKS, points)
+                if mask != "full"
+            }
     return out
 
 
@@ -146,9 +162,16 @@ def run_hybrid(study: Study, model_ref: str, masks=MASKS, prefix: str = "hdc") -
             # Knock-outs of the trained model (decode side only).
             more = {"x_index_acc": acc}
             if out.drvs.v_P is not None:
-                no_p = m.predictor.decode(out.d_hat, out.sent[None], pad_image(out.x_hat_lic, TOKEN),
-                                          torch.zeros_like(out.drvs.v_P), codec.steps)
-                more["x_index_acc_vp_zeroed"] = float((no_p == truth)[unsent].float().mean()) if unsent.any() else float("nan")
+                no_p = m.predictor.decode(
+                    out.d_hat,
+                    out.sent[None],
+                    pad_image(out.x_hat_lic, TOKEN),
+                    torch.zeros_like(out.drvs.v_P),
+                    codec.steps,
+                )
+                more["x_index_acc_vp_zeroed"] = (
+                    float((no_p == truth)[unsent].float().mean()) if unsent.any() else float("nan")
+                )
             study.add(f"{prefix}-perceptual", p, name, x, out.x_tilde[0], len(data), **more)
             study.add(f"{prefix}-fidelity", p, name, x, out.x_hat_lic[0], len(data))
             if prefix == "hdc" and m.correction is not None:
@@ -198,8 +221,12 @@ def bd_rows(curves: dict) -> dict:
         for metric, higher in (("psnr-rgb", True), ("lpips", False)):
             key = f"hdc-perceptual vs {anchor}, {metric}"
             try:
-                out[key] = bd.bd_rate(*_distinct(a, metric), *_distinct(test, metric),
-                                      higher_is_better=higher, names=(anchor, "hdc-perceptual"))
+                out[key] = bd.bd_rate(
+                    *_distinct(a, metric),
+                    *_distinct(test, metric),
+                    higher_is_better=higher,
+                    names=(anchor, "hdc-perceptual"),
+                )
             except Exception as e:  # curves that do not overlap in quality have no BD-rate
                 out[key] = f"n/a ({(str(e).splitlines() or ['error'])[0]})"
     return out
@@ -238,8 +265,11 @@ def main(argv=None) -> int:
     for name, c in curves.items():
         write_curve(out / f"{name}.json", c)
     summary = {
-        "images": len(images), "seconds": round(time.time() - t0, 1), "masks": list(masks),
-        "ablation_masks": list(ABLATION_MASKS), "ablations": list(args.ablation),
+        "images": len(images),
+        "seconds": round(time.time() - t0, 1),
+        "masks": list(masks),
+        "ablation_masks": list(ABLATION_MASKS),
+        "ablations": list(args.ablation),
         "curves": {n: c.to_json() for n, c in curves.items()},
         "index_accuracy": index_accuracy(study, masks),
         "images_at_most_0.05_bpp_per_mask": dict(zip(masks, [sum(r <= 0.05 for r in level) for level in rates])),
@@ -248,15 +278,34 @@ def main(argv=None) -> int:
     }
     if not args.only_ablation:
         # Images each classical codec coded at ≤ 0.05 bpp when asked for the hybrid's lowest rate.
-        summary.update({"lic_runs": list(LIC_RUNS), "bd_rate_percent": bd_rows(curves),
-                        "classical_images_at_most_0.05_bpp": {c: sum(r["bpp"] <= 0.05 for r in study.records[c][0])
-                                                              for c in CLASSICAL}})
+        summary.update(
+            {
+                "lic_runs": list(LIC_RUNS),
+                "bd_rate_percent": bd_rows(curves),
+                "classical_images_at_most_0.05_bpp": {
+                    c: sum(r["bpp"] <= 0.05 for r in study.records[c][0]) for c in CLASSICAL
+                },
+            }
+        )
     write_json(out / "study.json", summary)
     fig = rd_figure(list(curves.values()), metrics=["psnr-rgb", "lpips"])
     save_figure(fig, out / "rd.png")
     print(table(curves))
-    print(json.dumps({k: summary[k] for k in ("bd_rate_percent", "index_accuracy", "images_at_most_0.05_bpp_per_mask",
-                                              "classical_images_at_most_0.05_bpp") if k in summary}, indent=1))
+    print(
+        json.dumps(
+            {
+                k: summary[k]
+                for k in (
+                    "bd_rate_percent",
+                    "index_accuracy",
+                    "images_at_most_0.05_bpp_per_mask",
+                    "classical_images_at_most_0.05_bpp",
+                )
+                if k in summary
+            },
+            indent=1,
+        )
+    )
     print(f"dists*: mean over the first {len(study.dists_names)} images only")
     print(f"wrote {out}/study.json, {out}/rd.png and one JSON per curve ({summary['seconds']} s)")
     return 0

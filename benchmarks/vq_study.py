@@ -32,8 +32,8 @@ from pathlib import Path
 
 import torch
 
-from hdc_lightning.codec.api import _load_model
 from hdc_lightning.checkpoints import checkpoint_config, safe_load
+from hdc_lightning.codec.api import _load_model
 from hdc_lightning.data.images import list_images, read_rgb, to_float
 from hdc_lightning.evaluation.diagnostics import border_errors, chroma_error, frame_effect
 from hdc_lightning.evaluation.metrics import MetricSuite
@@ -68,11 +68,25 @@ def train(name: str, args, val_dir: Path) -> float:
     if done.is_file() and json.loads(done.read_text()).get("global_step", 0) >= args.steps:
         return 0.0
     # A finished shorter run (say --steps 400, then 1200) resumes from its last checkpoint.
-    cmd = [sys.executable, "-m", "hdc_lightning", "fit", "experiments/vq/tiny.yaml", *VARIANTS[name],
-           f"run.root={args.root}", f"run.name={name}", f"trainer.max_steps={args.steps}",
-           f"trainer.val_check_interval={args.every}", f"run.ckpt_every_n_steps={args.every}",
-           f"data.train.shards={args.shards}", f"data.val.folder={val_dir}", f"data.val.max_images={args.val_images}",
-           f"trainer.limit_val_batches={args.val_images}", "phase.disc_start=1000000000", "phase.image_every=0"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "hdc_lightning",
+        "fit",
+        "experiments/vq/tiny.yaml",
+        *VARIANTS[name],
+        f"run.root={args.root}",
+        f"run.name={name}",
+        f"trainer.max_steps={args.steps}",
+        f"trainer.val_check_interval={args.every}",
+        f"run.ckpt_every_n_steps={args.every}",
+        f"data.train.shards={args.shards}",
+        f"data.val.folder={val_dir}",
+        f"data.val.max_images={args.val_images}",
+        f"trainer.limit_val_batches={args.val_images}",
+        "phase.disc_start=1000000000",
+        "phase.image_every=0",
+    ]
     cmd.append("run.resume=true" if (run / "checkpoints" / "last.ckpt").is_file() else "run.overwrite=true")
     t0 = time.time()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
@@ -84,8 +98,11 @@ def curves(run: Path) -> dict[str, list[tuple[int, float]]]:
 
     ea = EventAccumulator(str(run / "tb"), size_guidance={"scalars": 0})
     ea.Reload()
-    return {tag: [(e.step, e.value) for e in ea.Scalars(tag)] for tag in ("val/psnr", "val/lpips")
-            if tag in ea.Tags()["scalars"]}
+    return {
+        tag: [(e.step, e.value) for e in ea.Scalars(tag)]
+        for tag in ("val/psnr", "val/lpips")
+        if tag in ea.Tags()["scalars"]
+    }
 
 
 @torch.no_grad()
@@ -101,8 +118,16 @@ def measure(run: Path, images, suite: MetricSuite) -> tuple[dict, torch.Tensor]:
         edge, inner = border_errors(x, rec, 32)
         # The same frame coded alone vs inside the whole picture: content held fixed.
         effect = frame_effect(lambda y: model(y).x_hat, x, margin=32, band=16)
-        rows.append({**suite(x, rec), "border_mae": edge, "interior_mae": inner, "border_ratio": edge / inner,
-                     "frame_effect": effect, "chroma_error": chroma_error(x, rec)})
+        rows.append(
+            {
+                **suite(x, rec),
+                "border_mae": edge,
+                "interior_mae": inner,
+                "border_ratio": edge / inner,
+                "frame_effect": effect,
+                "chroma_error": chroma_error(x, rec),
+            }
+        )
     mean = {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
     return mean, first
 
@@ -154,12 +179,13 @@ def main(argv=None) -> int:
         report[name], rec = measure(run, images, suite)
         report[name]["train_wall_minutes"] = wall[name] / 60
         all_curves[name] = curves(run)
-        side_by_side([images[0][1], rec], [images[0][0], f"{name}, {args.steps} steps: "
-                                                         f"{report[name]['psnr-rgb']:.1f} dB"]).save(
-            out / f"recon_{name}_{args.steps}.png")
+        side_by_side(
+            [images[0][1], rec], [images[0][0], f"{name}, {args.steps} steps: {report[name]['psnr-rgb']:.1f} dB"]
+        ).save(out / f"recon_{name}_{args.steps}.png")
     figure(all_curves, {n: report[n]["train_wall_minutes"] for n in report}, out)
-    (out / "vq_study.json").write_text(json.dumps({"report": report, "curves": all_curves,
-                                                   "steps": args.steps, "images": len(images)}, indent=1))
+    (out / "vq_study.json").write_text(
+        json.dumps({"report": report, "curves": all_curves, "steps": args.steps, "images": len(images)}, indent=1)
+    )
     keys = ("psnr-rgb", "lpips", "border_ratio", "frame_effect", "chroma_error", "train_wall_minutes")
     print(f"{'variant':16s} " + " ".join(f"{k:>18s}" for k in keys))
     for name, r in report.items():

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import os
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
+
 from hdc_lightning.errors import CheckpointError
 
 
@@ -40,7 +42,9 @@ def safe_load(path: str | Path, map_location: Any = "cpu", legacy: bool = False)
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
-    if not legacy and not zipfile.is_zipfile(path):  # torch.save writes zip archives; torch's own error here is a long notice
+    if not legacy and not zipfile.is_zipfile(
+        path
+    ):  # torch.save writes zip archives; torch's own error here is a long notice
         raise CheckpointError(f"{path}: not a readable checkpoint (not an archive written by torch.save)")
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
@@ -65,7 +69,7 @@ def load_state_dict(path: str | Path, prefix: str = "") -> dict[str, torch.Tenso
     ckpt = safe_load(path)
     state = ckpt.get("state_dict", ckpt)
     if prefix:
-        state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
         if not state:
             raise CheckpointError(f"{path}: no weights under '{prefix}'")
     return state

@@ -29,10 +29,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import yaml
 from omegaconf import OmegaConf
@@ -50,8 +51,16 @@ HASH_CHARS = 8
 # stay out of its identity, so e.g. another checkpoint cadence does not retrain a stage.
 # run.init_from of the pipeline is replaced by the identities of the source stage runs.
 NOT_IN_IDENTITY = {
-    "run": ("name", "root", "resume", "overwrite", "config_path",  # placement and start mode
-            "ckpt_every_n_steps", "min_free_mb", "rdp_figure"),  # checkpoint cadence, disk check, TB figure
+    "run": (
+        "name",
+        "root",
+        "resume",
+        "overwrite",
+        "config_path",  # placement and start mode
+        "ckpt_every_n_steps",
+        "min_free_mb",
+        "rdp_figure",
+    ),  # checkpoint cadence, disk check, TB figure
     "trainer": ("log_every_n_steps", "enable_progress_bar"),
     "phase": ("image_every",),  # TensorBoard image grids
 }
@@ -92,8 +101,10 @@ def _split_overrides(items: list[str]) -> tuple[list[str], list[str]]:
         key = item.split("=", 1)[0].strip()
         head = key.split(".", 1)[0]
         if "=" not in item or head not in PIPELINE_KEYS + STAGE_SECTIONS:
-            raise ConfigError(f"pipeline override '{item}': expected {'|'.join(PIPELINE_KEYS)}=VALUE or "
-                              f"<{'|'.join(STAGE_SECTIONS)}>.KEY=VALUE (applied to every stage)")
+            raise ConfigError(
+                f"pipeline override '{item}': expected {'|'.join(PIPELINE_KEYS)}=VALUE or "
+                f"<{'|'.join(STAGE_SECTIONS)}>.KEY=VALUE (applied to every stage)"
+            )
         (own if head in PIPELINE_KEYS else stages).append(item)
     return own, stages
 
@@ -140,7 +151,9 @@ def load_pipeline(path: str | Path, overrides: list[str] = ()) -> tuple[Pipeline
     for point in spec.ladder:
         unknown = set(point.overrides) - set(seen)
         if unknown:
-            raise ConfigError(f"{path}: ladder.{point.name}.overrides names unknown stages: {', '.join(sorted(unknown))}")
+            raise ConfigError(
+                f"{path}: ladder.{point.name}.overrides names unknown stages: {', '.join(sorted(unknown))}"
+            )
         if names.count(point.name) > 1:
             raise ConfigError(f"{path}: ladder point name '{point.name}' appears twice")
     return spec, path
@@ -159,7 +172,9 @@ def _schema_defaults(phase_name: str) -> dict:
 def _without_defaults(values: Any, defaults: Any) -> Any:
     if not (isinstance(values, dict) and isinstance(defaults, dict)):
         return values
-    pruned = {k: _without_defaults(v, defaults.get(k)) for k, v in values.items() if k not in defaults or v != defaults[k]}
+    pruned = {
+        k: _without_defaults(v, defaults.get(k)) for k, v in values.items() if k not in defaults or v != defaults[k]
+    }
     return {k: v for k, v in pruned.items() if v != {} or k not in defaults}
 
 
@@ -173,7 +188,9 @@ def stage_identity(cfg: dict, sources: dict[str, tuple[str, str]]) -> dict:
     for section, keys in NOT_IN_IDENTITY.items():
         for key in keys:
             ident.get(section, {}).pop(key, None)
-    ident["init_from_stages"] = {attr: {"stage": key, "prefix": prefix} for attr, (key, prefix) in sorted(sources.items())}
+    ident["init_from_stages"] = {
+        attr: {"stage": key, "prefix": prefix} for attr, (key, prefix) in sorted(sources.items())
+    }
     return ident
 
 
@@ -190,7 +207,7 @@ class StagePlan:
     config: Path
     overrides: list[str]
     identity: dict
-    sources: dict[str, tuple["StagePlan", str]]  # {attr: (source stage run, prefix)}
+    sources: dict[str, tuple[StagePlan, str]]  # {attr: (source stage run, prefix)}
     links: dict[str, Path] = field(default_factory=dict)  # {point: readable path linking here}
     key: str = ""  # <stage>-<short hash of the identity>
 
@@ -245,7 +262,10 @@ class StagePlan:
         else:
             args.append("run.overwrite=true")  # a stage killed before its first checkpoint starts over
             for attr, (src, prefix) in self.sources.items():
-                args += [f"run.init_from.{attr}.ckpt={last_ckpt_of(src.run_dir)}", f"run.init_from.{attr}.prefix={prefix}"]
+                args += [
+                    f"run.init_from.{attr}.ckpt={last_ckpt_of(src.run_dir)}",
+                    f"run.init_from.{attr}.prefix={prefix}",
+                ]
         return [sys.executable, "-m", "hdc_lightning", "fit", str(self.config), *args]
 
     def replaced(self, point: str) -> tuple[str, list[str]] | None:
@@ -377,8 +397,13 @@ def _write_identity(p: StagePlan) -> None:
     os.replace(tmp, p.identity_file)
 
 
-def run_pipeline(spec: PipelineSpec, path: Path, points: list[str] | None = None, log=print,
-                 launch: Callable[[list[str]], int] = _launch) -> list[StagePlan]:
+def run_pipeline(
+    spec: PipelineSpec,
+    path: Path,
+    points: list[str] | None = None,
+    log=print,
+    launch: Callable[[list[str]], int] = _launch,
+) -> list[StagePlan]:
     plans = plan(spec, path, points)
     rank0 = is_launcher_rank_zero()  # other ranks of a multi-process launch only join the stage
     for p in plans:
@@ -395,8 +420,10 @@ def run_pipeline(spec: PipelineSpec, path: Path, points: list[str] | None = None
             t0 = time.time()
             code = launch(p.command())
             if code != 0:
-                raise HDCError(f"stage '{p.stage.name}' ({p.run_dir}) failed with exit status {code}; "
-                               "rerun the same command to resume it")
+                raise HDCError(
+                    f"stage '{p.stage.name}' ({p.run_dir}) failed with exit status {code}; "
+                    "rerun the same command to resume it"
+                )
             if p.done() is None:
                 raise HDCError(f"stage '{p.stage.name}' ({p.run_dir}) ended without writing {DONE_FILE}")
             log(f"[pipeline] {label}: done in {time.time() - t0:.0f} s")

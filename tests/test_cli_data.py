@@ -56,6 +56,11 @@ def test_fit_with_a_shard_pattern_that_matches_nothing(tmp_path, capsys):
 
 
 def test_module_entry_point_and_help():
-    proc = subprocess.run([sys.executable, "-m", "hdc_lightning", "demo-data", "--help"], cwd=REPO,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "hdc_lightning", "demo-data", "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0 and "scikit-image" in proc.stdout

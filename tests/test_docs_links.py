@@ -95,8 +95,11 @@ def test_every_relative_link_resolves(doc):
 
 @pytest.mark.parametrize("doc", doc_files(), ids=name)
 def test_no_path_outside_the_repository(doc):
-    lines = [f"line {i}: {line.strip()}" for i, line in enumerate(doc.read_text(encoding="utf-8").splitlines(), 1)
-             if "../shared" in line]
+    lines = [
+        f"line {i}: {line.strip()}"
+        for i, line in enumerate(doc.read_text(encoding="utf-8").splitlines(), 1)
+        if "../shared" in line
+    ]
     assert not lines, f"{name(doc)} names paths outside the repository:\n  " + "\n  ".join(lines)
 
 

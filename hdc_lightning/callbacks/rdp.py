@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import lightning as L
 import torch
@@ -52,8 +53,14 @@ class RDPFigureCallback(L.Callback):
         perception: metric of the second panel, ``lpips`` or ``dists``.
     """
 
-    def __init__(self, codecs: Sequence[str] = ("jpeg", "webp", "avif"), max_images: int = 4, siblings: bool = True,
-                 perception: str = "lpips", tag: str = "val/rdp"):
+    def __init__(
+        self,
+        codecs: Sequence[str] = ("jpeg", "webp", "avif"),
+        max_images: int = 4,
+        siblings: bool = True,
+        perception: str = "lpips",
+        tag: str = "val/rdp",
+    ):
         if perception not in ("lpips", "dists"):
             raise ValueError(f"perception must be lpips or dists, got {perception!r}")
         self.codecs = [c for c in codecs if c in classical.supported()]
@@ -101,8 +108,9 @@ class RDPFigureCallback(L.Callback):
         key = (codec, tuple((n, round(rates[n], 6)) for n in names))
         if key not in self._classical_cache:
             imgs = [(n, self._images[n].float() / 255) for n in names]
-            recs = classical.evaluate_at_rates(codec, imgs, [rates[n] for n in names], self._metric_suite(pl_module),
-                                               self._matcher)
+            recs = classical.evaluate_at_rates(
+                codec, imgs, [rates[n] for n in names], self._metric_suite(pl_module), self._matcher
+            )
             self._classical_cache[key] = aggregate(recs)
         return self._classical_cache[key]
 
@@ -144,8 +152,9 @@ class RDPFigureCallback(L.Callback):
             curves.append(curve_from_points(label, [point]))
             styles[label] = {"marker": "*" if not suffix else "P", "markersize": 12, "linestyle": "none"}
         if self._rates:
-            targets = [self._rates] + [c.meta.get("per_image_bpp") or {n: _last(c)["bpp"] for n in self._images}
-                                       for c in ladder]
+            targets = [self._rates] + [
+                c.meta.get("per_image_bpp") or {n: _last(c)["bpp"] for n in self._images} for c in ladder
+            ]
             for codec in self.codecs:
                 curves.append(curve_from_points(codec, [self._classical_point(pl_module, codec, t) for t in targets]))
         perceptual = next((k for k in (self.perception, "lpips", "ms-ssim-rgb") if k in main), "ms-ssim-rgb")
@@ -159,8 +168,11 @@ class RDPFigureCallback(L.Callback):
         try:
             self._log_point(trainer, pl_module)
         except Exception as e:  # a figure is not worth a training run: warn and go on
-            warnings.warn(f"RDPFigureCallback: no RDP figure at step {trainer.global_step}: "
-                          f"{type(e).__name__}: {e}", RuntimeWarning, stacklevel=1)
+            warnings.warn(
+                f"RDPFigureCallback: no RDP figure at step {trainer.global_step}: {type(e).__name__}: {e}",
+                RuntimeWarning,
+                stacklevel=1,
+            )
 
     def _log_point(self, trainer, pl_module) -> None:
         metrics = dict(trainer.callback_metrics)

@@ -11,13 +11,25 @@ import argparse
 import importlib
 import sys
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 from hdc_lightning import __version__
 from hdc_lightning.errors import HDCError
 
 # Subcommand modules, in the order `hdc --help` lists them.
-COMMANDS = ("fit", "pipeline", "compress", "decompress", "compare", "eval", "plot", "shards", "demo_data", "weights", "export")
+COMMANDS = (
+    "fit",
+    "pipeline",
+    "compress",
+    "decompress",
+    "compare",
+    "eval",
+    "plot",
+    "shards",
+    "demo_data",
+    "weights",
+    "export",
+)
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):

@@ -30,5 +30,8 @@ def check_device(name: str | None, flag: str = "--device") -> str | None:
 
 
 def add_force(p) -> None:
-    p.add_argument("--force", action="store_true",
-                   help="replace an existing output file that hdc did not write (never an input of the command)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing output file that hdc did not write (never an input of the command)",
+    )

@@ -23,18 +23,37 @@ def add_parser(sub) -> None:
         conflict_handler="resolve",  # compress's --ckpt (below) may repeat: rate points for --target-bpp
     )
     p.add_argument("image", help="input image (PNG, JPEG, ...)")
-    p.add_argument("-o", "--output", help="output .hdc file (default: IMAGE with suffix .hdc); an existing file is "
-                   "replaced only if it is an .hdc file, or with --force")
+    p.add_argument(
+        "-o",
+        "--output",
+        help="output .hdc file (default: IMAGE with suffix .hdc); an existing file is "
+        "replaced only if it is an .hdc file, or with --force",
+    )
     add_model_args(p)
-    p.add_argument("--ckpt", action="append", default=None,
-                   help="checkpoint written by `hdc fit`, a run folder or a ladder folder; repeat it to give "
-                   "--target-bpp several rate points")
-    p.add_argument("--target-bpp", metavar="R", default=None,
-                   help="the best expected-quality file of at most R bpp, chosen by real encodes among the mask "
-                   "levels and the rate points given (docs/operating-point.md)")
-    p.add_argument("--device", dest="opt_device", default=None, help="device for the transforms (entropy coding stays on the CPU)")
-    p.add_argument("--mask", dest="opt_mask", default=None, choices=("auto", "1/4", "1/9", "full", "none"),
-                   help="hybrid (hdc) checkpoints: which VQ indices are sent (default: the model's mask policy)")
+    p.add_argument(
+        "--ckpt",
+        action="append",
+        default=None,
+        help="checkpoint written by `hdc fit`, a run folder or a ladder folder; repeat it to give "
+        "--target-bpp several rate points",
+    )
+    p.add_argument(
+        "--target-bpp",
+        metavar="R",
+        default=None,
+        help="the best expected-quality file of at most R bpp, chosen by real encodes among the mask "
+        "levels and the rate points given (docs/operating-point.md)",
+    )
+    p.add_argument(
+        "--device", dest="opt_device", default=None, help="device for the transforms (entropy coding stays on the CPU)"
+    )
+    p.add_argument(
+        "--mask",
+        dest="opt_mask",
+        default=None,
+        choices=("auto", "1/4", "1/9", "full", "none"),
+        help="hybrid (hdc) checkpoints: which VQ indices are sent (default: the model's mask policy)",
+    )
     add_force(p)
     p.set_defaults(run=run)
 
@@ -50,7 +69,6 @@ def run(args: argparse.Namespace) -> int:
     from hdc_lightning.codec.imageio import read_image
     from hdc_lightning.errors import ConfigError, DataError
     from hdc_lightning.fileio import check_output
-
     from hdc_lightning.pretrained import choose
 
     ckpts = args.ckpt or []
@@ -112,6 +130,8 @@ def run_target(args: argparse.Namespace, ckpts: list[str]) -> int:
     h, w = image.shape[-2:]
     ref = refs[pick.index]
     how = f"--model {ref}" if is_pretrained(ref) else f"--ckpt {ref}"
-    print(f"{out}: {len(pick.data)} bytes, {pick.bpp:.4f} bpp <= {targets[0]:g} ({w}x{h}); chose rate point "
-          f"{pick.point}, mask {pick.mask or '-'} ({pick.encodes} encodes); decode with {how}")
+    print(
+        f"{out}: {len(pick.data)} bytes, {pick.bpp:.4f} bpp <= {targets[0]:g} ({w}x{h}); chose rate point "
+        f"{pick.point}, mask {pick.mask or '-'} ({pick.encodes} encodes); decode with {how}"
+    )
     return 0

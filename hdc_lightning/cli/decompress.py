@@ -24,13 +24,27 @@ def add_parser(sub) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("file", help="input .hdc file")
-    p.add_argument("-o", "--out", dest="out", help="output image, its type from the suffix (default: FILE's name "
-                   "with suffix .decoded.png, so photo.hdc never overwrites photo.png)")
-    p.add_argument("--output", dest="opt_output", default=None, choices=("perceptual", "fidelity"),
-                   help="hybrid (hdc) files: perceptual x̃ (default) or fidelity x̂_lic reconstruction")
-    p.add_argument("--realism", metavar="A", default=None,
-                   help="hybrid (hdc) files: A in [0, 1], the output (1-A)·x̂_lic + A·x̃ (0 = fidelity, 1 = perceptual; "
-                   "docs/operating-point.md)")
+    p.add_argument(
+        "-o",
+        "--out",
+        dest="out",
+        help="output image, its type from the suffix (default: FILE's name "
+        "with suffix .decoded.png, so photo.hdc never overwrites photo.png)",
+    )
+    p.add_argument(
+        "--output",
+        dest="opt_output",
+        default=None,
+        choices=("perceptual", "fidelity"),
+        help="hybrid (hdc) files: perceptual x̃ (default) or fidelity x̂_lic reconstruction",
+    )
+    p.add_argument(
+        "--realism",
+        metavar="A",
+        default=None,
+        help="hybrid (hdc) files: A in [0, 1], the output (1-A)·x̂_lic + A·x̃ (0 = fidelity, 1 = perceptual; "
+        "docs/operating-point.md)",
+    )
     add_model_args(p, "decode")  # must be the model the file was encoded with (its id is checked)
     p.add_argument("--device", default=None, help="device for the transforms (entropy decoding stays on the CPU)")
     add_force(p)
@@ -72,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
     write_image(out, decoded.image)
     h, w = decoded.image.shape[-2:]
     streams = ", ".join(f"{k} {v}" for k, v in decoded.stream_bytes.items())
-    print(f"{out}: {w}x{h} from {len(data)} bytes ({len(data) * 8 / (h * w):.4f} bpp; "
-          f"header {decoded.header_bytes} B; streams: {streams})")
+    print(
+        f"{out}: {w}x{h} from {len(data)} bytes ({len(data) * 8 / (h * w):.4f} bpp; "
+        f"header {decoded.header_bytes} B; streams: {streams})"
+    )
     return 0

@@ -19,33 +19,56 @@ def add_parser(sub) -> None:
         "BD-PSNR against --anchor, and an RD/RP figure.",
     )
     p.add_argument("checkpoints", nargs="*", metavar="CKPT", help="checkpoint files, run directories or ladder folders")
-    p.add_argument("--model", action="append", default=[], metavar="NAME",
-                   help="a shipped model (e.g. small) as one more rate point; repeatable")
+    p.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a shipped model (e.g. small) as one more rate point; repeatable",
+    )
     p.add_argument("--data", required=True, help="image folder (Kodak, Tecnick, CLIC layouts; searched recursively)")
     p.add_argument("-o", "--output", required=True, help="output folder for the JSONs and the figure")
     p.add_argument("--name", default="hdc", help="name of the learned curve (default: hdc)")
     p.add_argument("--anchor", help="curve for BD-rate/BD-PSNR: --name, a baseline name, or a results JSON")
-    p.add_argument("--baselines", default=None,
-                   help="comma list of classical codecs at matching rates (jpeg,webp,avif) or 'none'; "
-                        "default: every one this Pillow supports")
-    p.add_argument("--tile", type=int, default=None,
-                   help="code in tiles of at most N×N pixels (0: never); default: whole image up to "
-                        "--max-mpix, tiles of 1024 beyond")
-    p.add_argument("--max-mpix", type=float, default=4.0, help="largest image (megapixels, 2^20) coded whole (default: 4)")
+    p.add_argument(
+        "--baselines",
+        default=None,
+        help="comma list of classical codecs at matching rates (jpeg,webp,avif) or 'none'; "
+        "default: every one this Pillow supports",
+    )
+    p.add_argument(
+        "--tile",
+        type=int,
+        default=None,
+        help="code in tiles of at most N×N pixels (0: never); default: whole image up to "
+        "--max-mpix, tiles of 1024 beyond",
+    )
+    p.add_argument(
+        "--max-mpix", type=float, default=4.0, help="largest image (megapixels, 2^20) coded whole (default: 4)"
+    )
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N images")
     p.add_argument("--no-lpips", action="store_true", help="skip LPIPS")
     p.add_argument("--no-dists", action="store_true", help="skip DISTS")
-    p.add_argument("--no-ms-ssim", action="store_true",
-                   help="skip MS-SSIM (its memory grows with the whole image, not the tile)")
+    p.add_argument(
+        "--no-ms-ssim", action="store_true", help="skip MS-SSIM (its memory grows with the whole image, not the tile)"
+    )
     p.add_argument("--no-fid", action="store_true", help="skip FID/KID on 256-px patches")
     p.add_argument("--device", default="cpu", help="device of the codec's transforms, e.g. cuda (default: cpu)")
     p.add_argument("--metrics-device", default="cpu", help="device of the LPIPS/DISTS/FID networks (default: cpu)")
     p.add_argument("--no-progress", action="store_true", help="no per-image progress bar")
-    p.add_argument("--target-bpp", metavar="R,R,...", default=None,
-                   help="one curve from these rates: each image coded at the best file of at most R bpp among "
-                   "the mask levels and the CKPTs given (docs/operating-point.md)")
-    p.add_argument("--realism", metavar="A,A,...", default=None,
-                   help="the perception-distortion curve of one CKPT: one point per decode realism A in [0, 1]")
+    p.add_argument(
+        "--target-bpp",
+        metavar="R,R,...",
+        default=None,
+        help="one curve from these rates: each image coded at the best file of at most R bpp among "
+        "the mask levels and the CKPTs given (docs/operating-point.md)",
+    )
+    p.add_argument(
+        "--realism",
+        metavar="A,A,...",
+        default=None,
+        help="the perception-distortion curve of one CKPT: one point per decode realism A in [0, 1]",
+    )
     p.set_defaults(run=run)
 
 
@@ -61,15 +84,20 @@ def _check_outputs(args: argparse.Namespace, baselines: list[str]) -> None:
     if args.anchor and Path(args.anchor).is_file():
         writes = {(outdir / f"{n}.json").resolve() for n in (args.name, *baselines, "bd")}
         if Path(args.anchor).resolve() in writes:
-            raise ConfigError(f"--anchor {args.anchor}: this evaluation writes that very file; "
-                              "copy the anchor elsewhere or choose another -o folder")
+            raise ConfigError(
+                f"--anchor {args.anchor}: this evaluation writes that very file; "
+                "copy the anchor elsewhere or choose another -o folder"
+            )
 
 
 def _bd_lines(bd: dict) -> list[str]:
     lines = []
     for name, row in bd.get("curves", {}).items():
-        figures = [f"{k}={v:+.3f} (overlap {row.get(f'{k}.overlap', 0):.0%})" for k, v in row.items()
-                   if isinstance(v, float) and "." not in k]
+        figures = [
+            f"{k}={v:+.3f} (overlap {row.get(f'{k}.overlap', 0):.0%})"
+            for k, v in row.items()
+            if isinstance(v, float) and "." not in k
+        ]
         lines.append(f"BD vs {bd['anchor']}: {name}: {', '.join(figures) or 'n/a'}")
         lines += [f"  {k}: {v}" for k, v in row.items() if k.startswith("error[")]
     return lines
@@ -104,9 +132,18 @@ def run(args: argparse.Namespace) -> int:
     _check_outputs(args, baselines)
     sweep = _operating_points(args)
     opts = EvalOptions(
-        tile=args.tile, max_pixels=int(args.max_mpix * 2**20), baselines=baselines, lpips=not args.no_lpips,
-        dists=not args.no_dists, ms_ssim=not args.no_ms_ssim, fid=not args.no_fid, limit=args.limit, progress=not args.no_progress,
-        device=args.metrics_device, codec_device=args.device, **sweep,
+        tile=args.tile,
+        max_pixels=int(args.max_mpix * 2**20),
+        baselines=baselines,
+        lpips=not args.no_lpips,
+        dists=not args.no_dists,
+        ms_ssim=not args.no_ms_ssim,
+        fid=not args.no_fid,
+        limit=args.limit,
+        progress=not args.no_progress,
+        device=args.metrics_device,
+        codec_device=args.device,
+        **sweep,
     )
     from hdc_lightning import pretrained
 
@@ -116,13 +153,18 @@ def run(args: argparse.Namespace) -> int:
     summary = run_eval(points, args.data, args.output, name=args.name, anchor=args.anchor, opts=opts)
     for curve in summary.curves:
         r = curve.results
-        cols = [f"{k}={' '.join(f'{v:.4g}' for v in r[k])}" for k in ("bpp", "psnr-rgb", "ms-ssim-rgb", "lpips", "dists")
-                if k in r]
+        cols = [
+            f"{k}={' '.join(f'{v:.4g}' for v in r[k])}"
+            for k in ("bpp", "psnr-rgb", "ms-ssim-rgb", "lpips", "dists")
+            if k in r
+        ]
         print(f"{curve.name:>8}: " + "  ".join(cols))
     for line in _bd_lines(summary.bd):
         print(line)
     if summary.skipped:
-        print(f"skipped {len(summary.skipped)} image(s): "
-              + "; ".join(f"{s['name']} ({s['reason']})" for s in summary.skipped))
+        print(
+            f"skipped {len(summary.skipped)} image(s): "
+            + "; ".join(f"{s['name']} ({s['reason']})" for s in summary.skipped)
+        )
     print(f"peak memory (RSS): {summary.peak_rss_mib:.0f} MiB; wrote {len(summary.files)} files under {args.output}")
     return 0

@@ -19,8 +19,12 @@ def add_parser(sub) -> None:
     )
     p.add_argument("results", nargs="+", help="results JSON files or folders")
     p.add_argument("-o", "--output", required=True, help="figure file, its type from the suffix: .png, .pdf or .svg")
-    p.add_argument("--metric", action="append", choices=METRIC_CHOICES,
-                   help="a panel to draw (repeat for several); default: psnr-rgb + lpips or ms-ssim-rgb")
+    p.add_argument(
+        "--metric",
+        action="append",
+        choices=METRIC_CHOICES,
+        help="a panel to draw (repeat for several); default: psnr-rgb + lpips or ms-ssim-rgb",
+    )
     p.add_argument("--title", help="figure title")
     add_force(p)
     p.set_defaults(run=run)

@@ -30,14 +30,29 @@ def add_parser(sub) -> None:
     p.add_argument("--prefix", default="train", help="shard file name prefix")
     p.add_argument("--max-samples", type=_positive, default=1000, help="images per shard at most")
     p.add_argument("--max-bytes", type=_positive, default=1 << 30, help="bytes per shard at most (e.g. 5e8)")
-    p.add_argument("--resize", type=_positive, default=None, metavar="S",
-                   help="downscale so the shorter side is at most S pixels (re-encoded as PNG with --format png)")
-    p.add_argument("--center-crop", type=_positive, default=None, metavar="S",
-                   help="cut the central SxS square after --resize (smaller images are skipped)")
-    p.add_argument("--format", dest="fmt", choices=("raw", "png"), default="raw",
-                   help="raw: uncompressed RGB pixels, no decoding while training (several times faster "
-                   "loading; ~1-2x the size of PNG files, 4-10x that of JPEG files); png: compressed PNG/JPEG, "
-                   "decoded at every read")
+    p.add_argument(
+        "--resize",
+        type=_positive,
+        default=None,
+        metavar="S",
+        help="downscale so the shorter side is at most S pixels (re-encoded as PNG with --format png)",
+    )
+    p.add_argument(
+        "--center-crop",
+        type=_positive,
+        default=None,
+        metavar="S",
+        help="cut the central SxS square after --resize (smaller images are skipped)",
+    )
+    p.add_argument(
+        "--format",
+        dest="fmt",
+        choices=("raw", "png"),
+        default="raw",
+        help="raw: uncompressed RGB pixels, no decoding while training (several times faster "
+        "loading; ~1-2x the size of PNG files, 4-10x that of JPEG files); png: compressed PNG/JPEG, "
+        "decoded at every read",
+    )
     p.add_argument("--no-recursive", dest="recursive", action="store_false", help="only SRC itself, no subfolders")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
@@ -47,8 +62,15 @@ def run(args: argparse.Namespace) -> int:
     from hdc_lightning.data.shards import write_shards
 
     report = write_shards(
-        args.src, args.out_dir, prefix=args.prefix, max_samples=args.max_samples, max_bytes=args.max_bytes,
-        resize=args.resize, center_crop=args.center_crop, recursive=args.recursive, progress=not args.quiet,
+        args.src,
+        args.out_dir,
+        prefix=args.prefix,
+        max_samples=args.max_samples,
+        max_bytes=args.max_bytes,
+        resize=args.resize,
+        center_crop=args.center_crop,
+        recursive=args.recursive,
+        progress=not args.quiet,
         fmt=args.fmt,
     )
     print(report.summary())

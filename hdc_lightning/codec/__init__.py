@@ -16,8 +16,8 @@ from hdc_lightning.codec.api import (
     register_codec,
 )
 from hdc_lightning.codec.container import Container, Header, Limits, overhead_bytes, pack, unpack
-from hdc_lightning.codec.lic import LICCodec
 from hdc_lightning.codec.hybrid import HybridCodec
+from hdc_lightning.codec.lic import LICCodec
 
 __all__ = [
     "Container",

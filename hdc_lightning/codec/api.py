@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, NamedTuple, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
@@ -115,7 +116,7 @@ def _load_model(ckpt: dict, spec: dict, path: str) -> nn.Module:
     state = ckpt.get("state_dict")
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: has no state_dict")
-    state = {k[len(STATE_PREFIX):]: v for k, v in state.items() if k.startswith(STATE_PREFIX)}
+    state = {k[len(STATE_PREFIX) :]: v for k, v in state.items() if k.startswith(STATE_PREFIX)}
     if not state:
         raise CheckpointError(f"{path}: no weights under '{STATE_PREFIX}'")
     # What an export leaves out: the entropy tables (update(force=True) rebuilds them after
@@ -129,7 +130,9 @@ def _load_model(ckpt: dict, spec: dict, path: str) -> nn.Module:
         model.load_state_dict(state, strict=True)
     except (RuntimeError, KeyError) as e:  # compressai looks its table keys up by name
         first = str(e).strip().splitlines()[0][:200]
-        raise CheckpointError(f"{path}: weights do not fit model {spec.get('name')}/{spec.get('preset')} ({first})") from None
+        raise CheckpointError(
+            f"{path}: weights do not fit model {spec.get('name')}/{spec.get('preset')} ({first})"
+        ) from None
     return model
 
 
@@ -154,8 +157,11 @@ def export_checkpoint(model: nn.Module, spec: dict, path: str, half: bool = Fals
         v = v.detach().cpu()
         return v.half() if half and v.is_floating_point() else v
 
-    state = {f"{STATE_PREFIX}{k}": keep(v) for k, v in model.state_dict().items()
-             if not (_derived(k) or k.startswith(getattr(model, "TRAINING_ONLY", ())))}
+    state = {
+        f"{STATE_PREFIX}{k}": keep(v)
+        for k, v in model.state_dict().items()
+        if not (_derived(k) or k.startswith(getattr(model, "TRAINING_ONLY", ())))
+    }
     spec = {"name": spec.get("name"), "preset": spec.get("preset"), "args": dict(spec.get("args") or {})}
     atomic_torch_save({"state_dict": state, "hyper_parameters": {"cfg": {"model": spec}}}, path)
 

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from hdc_lightning.errors import BitstreamError
 
@@ -114,16 +114,25 @@ def pack(
         head += _varint(len(s))
     body = bytes(head) + b"".join(bytes(s) for s in streams)
     if len(body) + CRC_BYTES > limits.max_file_bytes:
-        raise BitstreamError(f"image to encode: {len(body) + CRC_BYTES} bytes exceeds the {limits.max_file_bytes}-byte limit")
+        raise BitstreamError(
+            f"image to encode: {len(body) + CRC_BYTES} bytes exceeds the {limits.max_file_bytes}-byte limit"
+        )
     return body + struct.pack("<I", zlib.crc32(body))
 
 
 def overhead_bytes(height: int, width: int, stream_lengths: Sequence[int], params_len: int = 0) -> int:
     """Container bytes around the payload (header + crc), without building the file."""
     return (
-        len(MAGIC) + 2 + MODEL_ID_BYTES + len(_varint(height)) + len(_varint(width))
-        + len(_varint(params_len)) + params_len + 1
-        + sum(len(_varint(n)) for n in stream_lengths[:-1]) + CRC_BYTES
+        len(MAGIC)
+        + 2
+        + MODEL_ID_BYTES
+        + len(_varint(height))
+        + len(_varint(width))
+        + len(_varint(params_len))
+        + params_len
+        + 1
+        + sum(len(_varint(n)) for n in stream_lengths[:-1])
+        + CRC_BYTES
     )
 
 

@@ -122,13 +122,20 @@ class HybridCodec:
         check_image(image, self.limits)
         h, w = (int(s) for s in image.shape[-2:])
         with fixed_threads(self.threads):
-            c = self.model.compress(image[None].to(self.device, torch.float32), mask or self.mask, self.seed, self.steps)
+            c = self.model.compress(
+                image[None].to(self.device, torch.float32), mask or self.mask, self.seed, self.steps
+            )
         streams = [*c.lic_strings, c.schedule, c.indices]
         params = pack_params(c.mask_mode, c.seed, c.steps)
         return pack(self.kind, self.model_id.digest, h, w, streams, params=params, limits=self.limits)
 
     def decode(
-        self, data: bytes, *, source: str = "<bytes>", output: str | None = None, realism: float | None = None,
+        self,
+        data: bytes,
+        *,
+        source: str = "<bytes>",
+        output: str | None = None,
+        realism: float | None = None,
         **options: Any,
     ) -> Decoded:
         """x̃ (``output="perceptual"``, the default, = ``realism=1``), x̂_lic (``"fidelity"``, =

@@ -38,8 +38,9 @@ def image_format(path: str | Path) -> str:
     path = Path(path)
     fmt = Image.registered_extensions().get(path.suffix.lower())
     if fmt is None or fmt not in Image.SAVE:
-        raise DataError(f"{path}: unknown image file type {path.suffix or '(no suffix)'!r}; "
-                        "name the output e.g. out.png (lossless)")
+        raise DataError(
+            f"{path}: unknown image file type {path.suffix or '(no suffix)'!r}; name the output e.g. out.png (lossless)"
+        )
     return fmt
 
 

@@ -18,7 +18,9 @@ def check_image(image: Tensor, limits: Limits) -> None:
         raise DataError(f"image to encode must be a float Tensor[3,H,W] in [0,1], got {getattr(image, 'shape', image)}")
     h, w = image.shape[-2:]
     if not (1 <= h <= limits.max_side and 1 <= w <= limits.max_side) or h * w > limits.max_pixels:
-        raise DataError(f"image of {w}x{h} is outside the format limits ({limits.max_side} per side, {limits.max_pixels} pixels)")
+        raise DataError(
+            f"image of {w}x{h} is outside the format limits ({limits.max_side} per side, {limits.max_pixels} pixels)"
+        )
 
 
 # A valid stream spends at most 16 bits on a symbol plus 36 bits of bypass (a count nibble
@@ -41,8 +43,10 @@ def guard_streams(streams: list[bytes], symbols: list[int], source: str = "<byte
     out = []
     for i, (s, n) in enumerate(zip(streams, symbols)):
         if len(s) > MAX_STREAM_BYTES_PER_SYMBOL * n + 16:
-            raise BitstreamError(f"{source}: stream {i} has {len(s)} bytes for {n} symbols, more than a valid "
-                                 f"stream can hold ({MAX_STREAM_BYTES_PER_SYMBOL} bytes per symbol)")
+            raise BitstreamError(
+                f"{source}: stream {i} has {len(s)} bytes for {n} symbols, more than a valid "
+                f"stream can hold ({MAX_STREAM_BYTES_PER_SYMBOL} bytes per symbol)"
+            )
         out.append(bytes(s) + bytes(15 * len(s) + 8 * n + 64))
     return out
 

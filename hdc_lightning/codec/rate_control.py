@@ -28,12 +28,14 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 from torch import Tensor
 
 from hdc_lightning.errors import ConfigError
+
 
 class Point(NamedTuple):
     label: str  # what the user called it (checkpoint file, run name or shipped model name)
@@ -107,8 +109,9 @@ def _encode(codec: Any, image: Tensor, mask: str | None) -> bytes:
 
 
 def _unreachable(target: float, smallest: float, point: str, mask: str | None) -> ConfigError:
-    return ConfigError(f"--target-bpp {target:g}: below the smallest reachable size, "
-                       f"{smallest:.4f} bpp ({point}, mask {mask or '-'})")
+    return ConfigError(
+        f"--target-bpp {target:g}: below the smallest reachable size, {smallest:.4f} bpp ({point}, mask {mask or '-'})"
+    )
 
 
 def choose(points: Sequence[Point], image: Tensor, target: float, fallback: bool = False) -> Choice:
@@ -174,7 +177,13 @@ class RateControlled:
         chosen, self.choices = self.choices, []
         missed = sum(not c.fits for c in chosen)
         if missed:
-            print(f"hdc eval: target {self.target:g} bpp is below the smallest reachable size of "
-                  f"{missed} tile(s); coded at that smallest size", file=sys.stderr)
-        return {"target_bpp": self.target, "choice": [f"{c.point}:{c.mask or '-'}" for c in chosen],
-                "target_met": not missed}
+            print(
+                f"hdc eval: target {self.target:g} bpp is below the smallest reachable size of "
+                f"{missed} tile(s); coded at that smallest size",
+                file=sys.stderr,
+            )
+        return {
+            "target_bpp": self.target,
+            "choice": [f"{c.point}:{c.mask or '-'}" for c in chosen],
+            "target_met": not missed,
+        }

@@ -8,8 +8,9 @@ so a misspelt key fails before anything starts, naming its full key path.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import yaml
 from omegaconf import DictConfig, OmegaConf

@@ -7,14 +7,14 @@ the model's ``args`` by its constructor signature (see :mod:`hdc_lightning.regis
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from hdc_lightning.data.config import DataConfig
 
 
 @dataclass
 class RunConfig:
-    name: Optional[str] = None  # default: the config file's stem
+    name: str | None = None  # default: the config file's stem
     root: str = "runs"  # run directory = <root>/<name>/
     resume: bool = False  # continue runs/<name>/checkpoints/last.ckpt (full trainer state)
     overwrite: bool = False  # start afresh over an existing run directory
@@ -22,12 +22,12 @@ class RunConfig:
     ckpt_every_n_steps: int = 100  # last.ckpt cadence (also written on exit)
     max_nonfinite_steps: int = 10  # stop after this many non-finite losses in a row
     min_free_mb: int = 200  # refuse to start with less free disk than this in the run directory
-    config_path: Optional[str] = None  # filled in by the loader
+    config_path: str | None = None  # filled in by the loader
     rdp_figure: bool = True  # log the RD/RP figure (with JPEG/WebP/AVIF) at every validation
     # Weights-only initialisation from other stages (cannot be combined with resume):
     # {module attribute of the phase: {ckpt: path, prefix: key prefix in that checkpoint}}
-    init_from: Dict[str, Any] = field(default_factory=dict)
-    freeze: List[str] = field(default_factory=list)  # phase module attributes kept frozen (eval, no grads)
+    init_from: dict[str, Any] = field(default_factory=dict)
+    freeze: list[str] = field(default_factory=list)  # phase module attributes kept frozen (eval, no grads)
 
 
 @dataclass
@@ -41,7 +41,7 @@ class TrainerConfig:
     val_check_interval: int = 100  # batches between validations
     limit_val_batches: int = 4
     log_every_n_steps: int = 10
-    gradient_clip_val: Optional[float] = None
+    gradient_clip_val: float | None = None
     enable_progress_bar: bool = True
     deterministic: bool = False
 
@@ -49,8 +49,8 @@ class TrainerConfig:
 @dataclass
 class ComponentSpec:
     name: str = "???"
-    preset: Optional[str] = "tiny"
-    args: Dict[str, Any] = field(default_factory=dict)
+    preset: str | None = "tiny"
+    args: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -75,4 +75,4 @@ class Config:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     data: DataConfig = field(default_factory=DataConfig)
     model: ComponentSpec = field(default_factory=ComponentSpec)
-    phase: Dict[str, Any] = field(default_factory=dict)
+    phase: dict[str, Any] = field(default_factory=dict)

@@ -21,7 +21,8 @@ interval over the wider curve's range): a BD figure over a small overlap says li
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 from scipy.interpolate import PchipInterpolator
@@ -84,8 +85,9 @@ def _mean_gap(x1: np.ndarray, y1: np.ndarray, x2: np.ndarray, y2: np.ndarray, wh
     return Gap(value, (float(lo), float(hi)), float((hi - lo) / wider))
 
 
-def bd_rate_detail(anchor_rates, anchor_quality, test_rates, test_quality, higher_is_better=True,
-                   names=("anchor", "test")) -> Gap:
+def bd_rate_detail(
+    anchor_rates, anchor_quality, test_rates, test_quality, higher_is_better=True, names=("anchor", "test")
+) -> Gap:
     """BD-rate in percent, the quality interval integrated over (in the metric's own units)."""
     lr1, q1 = _prepare(names[0], anchor_rates, anchor_quality, higher_is_better)
     lr2, q2 = _prepare(names[1], test_rates, test_quality, higher_is_better)
@@ -95,8 +97,9 @@ def bd_rate_detail(anchor_rates, anchor_quality, test_rates, test_quality, highe
     return Gap(100.0 * (math.exp(gap.value) - 1.0), (lo, hi), gap.overlap)
 
 
-def bd_quality_detail(anchor_rates, anchor_quality, test_rates, test_quality, higher_is_better=True,
-                      names=("anchor", "test")) -> Gap:
+def bd_quality_detail(
+    anchor_rates, anchor_quality, test_rates, test_quality, higher_is_better=True, names=("anchor", "test")
+) -> Gap:
     """BD-quality, the rate interval (bpp) integrated over."""
     lr1, q1 = _prepare(names[0], anchor_rates, anchor_quality, higher_is_better)
     lr2, q2 = _prepare(names[1], test_rates, test_quality, higher_is_better)
@@ -164,8 +167,14 @@ def bd_table(curves: Sequence[Any], anchor: Any) -> dict[str, Any]:
         for metric, higher, q_name in BD_METRICS:
             if not (curve.has(metric) and anchor.has(metric)):
                 continue
-            args = (anchor.results["bpp"], anchor.results[metric], curve.results["bpp"], curve.results[metric],
-                    higher, (anchor.name, curve.name))
+            args = (
+                anchor.results["bpp"],
+                anchor.results[metric],
+                curve.results["bpp"],
+                curve.results[metric],
+                higher,
+                (anchor.name, curve.name),
+            )
             _figure(row, f"bd-rate[{metric}]", f"error[{metric}]", lambda args=args: bd_rate_detail(*args))
             _figure(row, q_name, f"error[{q_name}]", lambda args=args: bd_quality_detail(*args))
         table["curves"][curve.name] = row

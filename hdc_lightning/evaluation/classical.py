@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -160,8 +161,14 @@ def evaluate_at_rates(
     for (name, image), target in zip(images, targets):
         enc = matcher.match(codec_name, image, target, key=name)
         rec = decode(enc.data)
-        records.append({
-            "name": name, "bytes": len(enc.data), "bpp": enc.bpp, "target_bpp": target,
-            "quality": enc.quality, **metric_fn(image, rec),
-        })
+        records.append(
+            {
+                "name": name,
+                "bytes": len(enc.data),
+                "bpp": enc.bpp,
+                "target_bpp": target,
+                "quality": enc.quality,
+                **metric_fn(image, rec),
+            }
+        )
     return records

@@ -8,7 +8,7 @@ hold a patch's colour). Both functions take images ``[3,H,W]`` or ``[B,3,H,W]`` 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -49,8 +49,9 @@ def chroma_error(ref: torch.Tensor, rec: torch.Tensor, block: int = 16) -> float
     return float((cref - crec).abs().mean() * 255)
 
 
-def frame_effect(reconstruct: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor, margin: int = 32,
-                 band: int = 16) -> float:
+def frame_effect(
+    reconstruct: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor, margin: int = 32, band: int = 16
+) -> float:
     """How much worse the frame of a picture comes out because it *is* the frame.
 
     ``image[margin:-margin]`` is reconstructed alone and inside the whole ``image``; the

@@ -36,7 +36,7 @@ def patches(image: torch.Tensor, size: int = PATCH, shifted: bool = True) -> tor
     if image.dim() == 4:
         image = image[0]
     out = []
-    for off in ((0, size // 2) if shifted else (0,)):
+    for off in (0, size // 2) if shifted else (0,):
         sub = image[:, off:, off:]
         h, w = (sub.shape[-2] // size) * size, (sub.shape[-1] // size) * size
         if h == 0 or w == 0:
@@ -67,8 +67,9 @@ def inception_extractor() -> nn.Module:
     from torchmetrics.image.fid import NoTrainInceptionV3
 
     path = inception_weights()
-    return NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"],
-                              feature_extractor_weights_path=str(path))
+    return NoTrainInceptionV3(
+        name="inception-v3-compat", features_list=["2048"], feature_extractor_weights_path=str(path)
+    )
 
 
 class _Features(nn.Module):
@@ -101,11 +102,14 @@ class PatchFID:
     def _features(self, image: torch.Tensor) -> torch.Tensor:
         p = (quantize8(image)[0] * 255).to(torch.uint8)
         p = patches(p)
-        feats = [self.extractor(p[i:i + self.batch].to(self.device)).double().cpu() for i in range(0, len(p), self.batch)]
+        feats = [
+            self.extractor(p[i : i + self.batch].to(self.device)).double().cpu() for i in range(0, len(p), self.batch)
+        ]
         return torch.cat(feats) if feats else torch.zeros(0, 1, dtype=torch.float64)
 
-    def update(self, ref: torch.Tensor, rec: torch.Tensor, key: str | None = None,
-               cache: dict[str, torch.Tensor] | None = None) -> None:
+    def update(
+        self, ref: torch.Tensor, rec: torch.Tensor, key: str | None = None, cache: dict[str, torch.Tensor] | None = None
+    ) -> None:
         """Add one image pair; reference features are looked up in ``cache[key]`` when given
         (the same test images are measured for every rate point and codec)."""
         if key is not None and cache is not None:

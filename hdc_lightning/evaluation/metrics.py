@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torchmetrics.functional.image import (
@@ -56,8 +56,10 @@ def _psnr8(a8: torch.Tensor, b8: torch.Tensor) -> float:
 
 def _ms_ssim8(a8: torch.Tensor, b8: torch.Tensor) -> float | None:
     if min(a8.shape[-2:]) < MSSSIM_MIN_SIDE:
-        note_once("ms-ssim-small", f"MS-SSIM needs images of at least {MSSSIM_MIN_SIDE} px a side; "
-                  "smaller images get no MS-SSIM")
+        note_once(
+            "ms-ssim-small",
+            f"MS-SSIM needs images of at least {MSSSIM_MIN_SIDE} px a side; smaller images get no MS-SSIM",
+        )
         return None
     return float(multiscale_structural_similarity_index_measure(b8, a8, data_range=1.0))
 
@@ -104,8 +106,15 @@ class MetricSuite:
     >>> suite.unavailable         # {'lpips': 'reason', ...}
     """
 
-    def __init__(self, lpips: bool = True, dists: bool = False, lpips_net: str = "alex", device: str = "cpu",
-                 lpips_random_backbone: bool = False, ms_ssim: bool = True):
+    def __init__(
+        self,
+        lpips: bool = True,
+        dists: bool = False,
+        lpips_net: str = "alex",
+        device: str = "cpu",
+        lpips_random_backbone: bool = False,
+        ms_ssim: bool = True,
+    ):
         # lpips_random_backbone: tests only — exercises the code path, is not a metric.
         # ms_ssim=False: torchmetrics' MS-SSIM of a whole 6-MPix image peaks at a few GiB.
         self.device = torch.device(device)

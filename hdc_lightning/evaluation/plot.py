@@ -8,8 +8,9 @@ a Lightning callback.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -33,8 +34,27 @@ METRICS = tuple(LABELS)
 
 # Classical codecs, as ours and published results files name them ("VTM", "BPG 8b 444 x265
 # ycbcr", "JPEG2000", ...): their curves are drawn dashed.
-CLASSICAL = frozenset({*CODECS, "jpeg", "jpeg2000", "jpegxl", "jxl", "webp", "avif", "av1", "bpg", "vtm", "vvc",
-                       "hm", "hevc", "x264", "x265", "heic", "heif"})
+CLASSICAL = frozenset(
+    {
+        *CODECS,
+        "jpeg",
+        "jpeg2000",
+        "jpegxl",
+        "jxl",
+        "webp",
+        "avif",
+        "av1",
+        "bpg",
+        "vtm",
+        "vvc",
+        "hm",
+        "hevc",
+        "x264",
+        "x265",
+        "heic",
+        "heif",
+    }
+)
 # File types a figure can be written as, with the metadata key that carries hdc's marker.
 FIGURE_TYPES = {".png": "Software", ".pdf": "Creator", ".svg": "Creator"}
 _MARKERS = "osD^vP*Xph<>"
@@ -132,8 +152,13 @@ def pd_metrics(curves: Sequence[Curve], metrics: Sequence[str]) -> tuple[str, st
     return distortion, perception
 
 
-def _pd_panel(ax, curves: Sequence[Curve], axes: tuple[str, str], base: list[dict[str, Any]],
-              styles: Mapping[str, Mapping[str, Any]]) -> None:
+def _pd_panel(
+    ax,
+    curves: Sequence[Curve],
+    axes: tuple[str, str],
+    base: list[dict[str, Any]],
+    styles: Mapping[str, Mapping[str, Any]],
+) -> None:
     distortion, perception = axes
     for k, curve in enumerate(curves):
         realism = realism_values(curve)
@@ -155,8 +180,9 @@ def figure_path(path: str | Path) -> Path:
     """The figure file ``path`` names; ResultsError unless its suffix is a type we write."""
     path = Path(path)
     if path.suffix.lower() not in FIGURE_TYPES:
-        raise ResultsError(f"{path}: a figure is written as {', '.join(FIGURE_TYPES)}; "
-                           f"give the file one of these suffixes")
+        raise ResultsError(
+            f"{path}: a figure is written as {', '.join(FIGURE_TYPES)}; give the file one of these suffixes"
+        )
     return path
 
 
@@ -171,8 +197,9 @@ def save_figure(fig: Figure, path: str | Path) -> Path:
     return path
 
 
-def plot_files(paths: Sequence[str | Path], out: str | Path, metrics: Sequence[str] | None = None,
-               title: str | None = None) -> Path:
+def plot_files(
+    paths: Sequence[str | Path], out: str | Path, metrics: Sequence[str] | None = None, title: str | None = None
+) -> Path:
     """Read results JSONs (folders expand to their JSONs) and write one figure."""
     from hdc_lightning.evaluation.results import expand_paths, read_curve
 

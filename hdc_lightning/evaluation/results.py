@@ -16,9 +16,10 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from hdc_lightning.errors import DataError
 
@@ -128,7 +129,10 @@ def write_curve(path: str | Path, curve: Curve) -> Path:
 
 
 def write_per_image(
-    path: str | Path, name: str, records: Sequence[Mapping[str, Any]], skipped: Sequence[Mapping[str, str]] = (),
+    path: str | Path,
+    name: str,
+    records: Sequence[Mapping[str, Any]],
+    skipped: Sequence[Mapping[str, str]] = (),
     **meta: Any,
 ) -> Path:
     """One rate point's per-image records plus their aggregate."""

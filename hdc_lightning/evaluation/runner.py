@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import resource
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -28,7 +29,13 @@ from hdc_lightning.evaluation.bd import bd_table, check_anchor
 from hdc_lightning.evaluation.fid import PatchFID, inception_extractor
 from hdc_lightning.evaluation.metrics import MetricSuite, MetricUnavailable, note_once
 from hdc_lightning.evaluation.results import (
-    Curve, aggregate, curve_from_points, read_curve, write_curve, write_json, write_per_image,
+    Curve,
+    aggregate,
+    curve_from_points,
+    read_curve,
+    write_curve,
+    write_json,
+    write_per_image,
 )
 from hdc_lightning.evaluation.tiling import DEFAULT_MAX_PIXELS, Codec, choose_tile, code_image
 
@@ -90,7 +97,9 @@ def resolve_checkpoints(paths: Sequence[str | Path]) -> list[Path]:
         elif p.is_dir() and (runs := sorted(p.glob("*/checkpoints/last.ckpt"))):
             out += runs
         else:
-            raise CheckpointError(f"{p}: no checkpoint there (expected a .ckpt file, a run directory or a ladder folder)")
+            raise CheckpointError(
+                f"{p}: no checkpoint there (expected a .ckpt file, a run directory or a ladder folder)"
+            )
     return out
 
 
@@ -157,29 +166,55 @@ class _Images:
 
 
 def evaluate_point(
-    codec: Codec, label: str, checkpoint: str, images: _Images, suite: MetricSuite, opts: EvalOptions,
-    matcher: classical.RateMatcher, ref_cache: dict, fid_net: torch.nn.Module | None = None,
+    codec: Codec,
+    label: str,
+    checkpoint: str,
+    images: _Images,
+    suite: MetricSuite,
+    opts: EvalOptions,
+    matcher: classical.RateMatcher,
+    ref_cache: dict,
+    fid_net: torch.nn.Module | None = None,
 ) -> tuple[PointResult, dict[str, PointResult]]:
     """Code every image with ``codec``; match each baseline to its rate on the same image."""
     from tqdm import tqdm
 
     point = PointResult(label, checkpoint)
     base = {b: PointResult(label, checkpoint) for b in opts.baselines}
-    fids = {key: PatchFID(fid_net, device=opts.device) if fid_net is not None else None
-            for key in ("learned", *opts.baselines)}
-    bar = tqdm(images, total=len(images.files), desc=f"eval {label}", unit="img", disable=not opts.progress,
-               file=sys.stderr, leave=True)
+    fids = {
+        key: PatchFID(fid_net, device=opts.device) if fid_net is not None else None
+        for key in ("learned", *opts.baselines)
+    }
+    bar = tqdm(
+        images,
+        total=len(images.files),
+        desc=f"eval {label}",
+        unit="img",
+        disable=not opts.progress,
+        file=sys.stderr,
+        leave=True,
+    )
     for name, image in bar:
         _, h, w = image.shape
         try:
             coded = code_image(codec, image, choose_tile(h, w, opts.tile, opts.max_pixels))
-        except DataError as e:  # the image itself is refused (e.g. larger than the format): skip it like unreadable ones
+        except (
+            DataError
+        ) as e:  # the image itself is refused (e.g. larger than the format): skip it like unreadable ones
             images.skip(name, first_line(e))
             continue
         bpp = coded.nbytes * 8 / (h * w)
-        rec = {"name": name, "height": h, "width": w, "bytes": coded.nbytes, "bpp": bpp, "tiles": coded.tiles,
-               **suite(image, coded.image),
-               "encoding_time": coded.encoding_time, "decoding_time": coded.decoding_time}
+        rec = {
+            "name": name,
+            "height": h,
+            "width": w,
+            "bytes": coded.nbytes,
+            "bpp": bpp,
+            "tiles": coded.tiles,
+            **suite(image, coded.image),
+            "encoding_time": coded.encoding_time,
+            "decoding_time": coded.decoding_time,
+        }
         rec.update(getattr(codec, "record", dict)())  # what an operating-point codec chose for this image
         point.records.append(rec)
         if fids["learned"] is not None:
@@ -187,16 +222,29 @@ def evaluate_point(
         for b in opts.baselines:
             enc = matcher.match(b, image, bpp, key=name)
             decoded = classical.decode(enc.data)
-            base[b].records.append({"name": name, "height": h, "width": w, "bytes": len(enc.data), "bpp": enc.bpp,
-                                    "target_bpp": bpp, "quality": enc.quality, **suite(image, decoded)})
+            base[b].records.append(
+                {
+                    "name": name,
+                    "height": h,
+                    "width": w,
+                    "bytes": len(enc.data),
+                    "bpp": enc.bpp,
+                    "target_bpp": bpp,
+                    "quality": enc.quality,
+                    **suite(image, decoded),
+                }
+            )
             if fids[b] is not None:
                 fids[b].update(image, decoded, key=name, cache=ref_cache)
         bar.set_postfix(bpp=f"{bpp:.4f}", psnr=f"{rec['psnr-rgb']:.2f}")
     for b, p in base.items():
         far = [r for r in p.records if abs(r["bpp"] / r["target_bpp"] - 1) > 0.2]
         if far:
-            print(f"hdc eval: note: {b} misses the rate of {label} by more than 20 % on {len(far)} of "
-                  f"{len(p.records)} images (its quality range cannot reach that rate there)", file=sys.stderr)
+            print(
+                f"hdc eval: note: {b} misses the rate of {label} by more than 20 % on {len(far)} of "
+                f"{len(p.records)} images (its quality range cannot reach that rate there)",
+                file=sys.stderr,
+            )
     for key, fid in fids.items():
         if fid is not None and fid.n_patches >= 2:
             (point if key == "learned" else base[key]).set_metrics = fid.compute()
@@ -293,23 +341,44 @@ def run_eval(
             base[b].append(p)
     skipped = [{"name": k, "reason": v} for k, v in images.skipped.items()]
     peak = peak_rss_mib()
-    settings = {"data": str(data), "tile": opts.tile, "max_pixels": opts.max_pixels,
-                **({"target_bpp": list(opts.target_bpp)} if opts.target_bpp else {}),
-                **({"realism": list(opts.realism)} if opts.realism else {}),
-                "unavailable": dict(suite.unavailable), "peak_rss_mib": round(peak, 1)}
+    settings = {
+        "data": str(data),
+        "tile": opts.tile,
+        "max_pixels": opts.max_pixels,
+        **({"target_bpp": list(opts.target_bpp)} if opts.target_bpp else {}),
+        **({"realism": list(opts.realism)} if opts.realism else {}),
+        "unavailable": dict(suite.unavailable),
+        "peak_rss_mib": round(peak, 1),
+    }
     if torch.cuda.is_available() and torch.cuda.max_memory_allocated() > 0:
         settings["peak_cuda_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     curves = []
-    for curve_name, points, desc in [(name, learned, description or f"hdc_lightning codec on {data}"),
-                                     *[(b, base[b], f"{classical.CODECS[b].settings()}, rate-matched per image "
-                                        f"to '{name}'") for b in opts.baselines]]:
+    for curve_name, points, desc in [
+        (name, learned, description or f"hdc_lightning codec on {data}"),
+        *[
+            (b, base[b], f"{classical.CODECS[b].settings()}, rate-matched per image to '{name}'")
+            for b in opts.baselines
+        ],
+    ]:
         for p in points:
-            files.append(write_per_image(outdir / "per_image" / curve_name / f"{p.label}.json", curve_name, p.records,
-                                         skipped, checkpoint=p.checkpoint, point=p.label, **settings,
-                                         set_metrics=p.set_metrics))
-        curve = curve_from_points(curve_name, [p.summary() for p in points], desc,
-                                  {"points": [p.label for p in points], "checkpoints": [p.checkpoint for p in points],
-                                   **settings})
+            files.append(
+                write_per_image(
+                    outdir / "per_image" / curve_name / f"{p.label}.json",
+                    curve_name,
+                    p.records,
+                    skipped,
+                    checkpoint=p.checkpoint,
+                    point=p.label,
+                    **settings,
+                    set_metrics=p.set_metrics,
+                )
+            )
+        curve = curve_from_points(
+            curve_name,
+            [p.summary() for p in points],
+            desc,
+            {"points": [p.label for p in points], "checkpoints": [p.checkpoint for p in points], **settings},
+        )
         files.append(write_curve(outdir / f"{curve_name}.json", curve))
         curves.append(curve)
     bd: dict[str, Any] = {}
@@ -320,7 +389,9 @@ def run_eval(
     from hdc_lightning.evaluation.plot import rd_figure, save_figure
 
     shown = curves + ([anchor_ref] if isinstance(anchor_ref, Curve) else [])
-    files.append(save_figure(rd_figure(shown, title=f"{Path(data).name}: {len(images.files) - len(skipped)} images"),
-                             outdir / "rd.png"))
+    files.append(
+        save_figure(
+            rd_figure(shown, title=f"{Path(data).name}: {len(images.files) - len(skipped)} images"), outdir / "rd.png"
+        )
+    )
     return EvalSummary(curves, skipped, bd, files, peak)
-

@@ -72,7 +72,7 @@ def code_image(codec: Codec, image: torch.Tensor, tile: int | None = None) -> Co
     nbytes, t_enc, t_dec = 0, 0.0, 0.0
     rec = image
     for top, left, th, tw in boxes:
-        part = image[:, top:top + th, left:left + tw].contiguous()
+        part = image[:, top : top + th, left : left + tw].contiguous()
         t0 = time.perf_counter()
         data = codec.encode(part)
         t1 = time.perf_counter()
@@ -81,5 +81,5 @@ def code_image(codec: Codec, image: torch.Tensor, tile: int | None = None) -> Co
         t_enc += t1 - t0
         nbytes += len(data)
         if out is not None:
-            out[:, top:top + th, left:left + tw] = rec
+            out[:, top : top + th, left : left + tw] = rec
     return Coded(nbytes, out if out is not None else rec, len(boxes), t_enc, t_dec)

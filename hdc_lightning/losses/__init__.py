@@ -1,3 +1,7 @@
 """Loss modules, registered under kind ``loss``."""
-from hdc_lightning.losses import drv  # noqa: F401
-from hdc_lightning.losses import perceptual, vqgan  # noqa: F401
+
+from hdc_lightning.losses import (  # noqa: F401
+    drv,  # noqa: F401
+    perceptual,
+    vqgan,
+)

@@ -83,7 +83,7 @@ def _load_backbone(model: nn.Module, net: str, path: Path) -> None:
     for key, value in state.items():
         for src, dst in target.items():
             if key.startswith(src):
-                mapped[dst + key[len(src):]] = value
+                mapped[dst + key[len(src) :]] = value
     _load_exact(model.net, mapped, net, path)
 
 
@@ -147,7 +147,7 @@ def load_dists() -> nn.Module:
 
     path = resolve_backbone("vgg")
     features = vgg16(weights=None).features
-    _load_exact(features, {k[len("features."):]: v for k, v in safe_load(path).items()}, "vgg", path)
+    _load_exact(features, {k[len("features.") :]: v for k, v in safe_load(path).items()}, "vgg", path)
 
     class OfflineDISTS(DISTSNetwork):
         def __init__(self):

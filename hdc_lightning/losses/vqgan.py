@@ -93,7 +93,11 @@ class VQGANLoss(nn.Module):
     ):
         super().__init__()
         self.perceptual_weight, self.disc_weight, self.disc_start, self.adaptive = (
-            perceptual_weight, disc_weight, disc_start, adaptive)
+            perceptual_weight,
+            disc_weight,
+            disc_start,
+            adaptive,
+        )
         self.discriminator = PatchDiscriminator(disc_channels, disc_layers)
         self.perceptual = (
             PerceptualLoss(lpips_net, lpips_random_backbone, lpips_backbone) if perceptual_weight > 0 else None

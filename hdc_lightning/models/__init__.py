@@ -1,5 +1,10 @@
 """Plain nn.Modules (never import Lightning here), registered under kind ``model``."""
-from hdc_lightning.models import drv, fusion, masks  # noqa: F401
-from hdc_lightning.models import lic  # noqa: F401
-from hdc_lightning.models import vq  # noqa: F401
-from hdc_lightning.models import hybrid  # noqa: F401
+
+from hdc_lightning.models import (  # noqa: F401
+    drv,
+    fusion,
+    hybrid,  # noqa: F401
+    lic,  # noqa: F401
+    masks,
+    vq,  # noqa: F401
+)

@@ -95,7 +95,7 @@ class MaskSchedule:
         return bytes([_TAG_REGIONS, self.region]) + bytes(packed)
 
     @classmethod
-    def from_bytes(cls, data: bytes, grid: tuple[int, int]) -> "MaskSchedule":
+    def from_bytes(cls, data: bytes, grid: tuple[int, int]) -> MaskSchedule:
         """Parse and validate; anything malformed raises a one-line BitstreamError."""
         data = bytes(data)
         if not data:

@@ -15,7 +15,8 @@ Checkpoint cadence and the run directory are decided by :func:`hdc_lightning.tra
 
 from __future__ import annotations
 
-from typing import Any, Mapping, NamedTuple
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 import lightning as L
 import torch
@@ -236,8 +237,13 @@ class PhaseModule(L.LightningModule):
     def val_suite(self) -> MetricSuite:
         """The validation metrics (the RD/RP figure measures the classical codecs with it too)."""
         if self._val_suite is None:
-            self._val_suite = MetricSuite(lpips=True, dists=self.c.val_dists, lpips_net=self.c.val_lpips_net,
-                                          device=str(self.device), lpips_random_backbone=self.c.lpips_random_backbone)
+            self._val_suite = MetricSuite(
+                lpips=True,
+                dists=self.c.val_dists,
+                lpips_net=self.c.val_lpips_net,
+                device=str(self.device),
+                lpips_random_backbone=self.c.lpips_random_backbone,
+            )
         return self._val_suite
 
     def val_name(self, key: str) -> str:

@@ -16,8 +16,9 @@ What each step trains, rests and freezes: :data:`hdc_lightning.phases.hybrid.STA
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from torch import Tensor
 

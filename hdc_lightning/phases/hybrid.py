@@ -20,8 +20,9 @@ itself (:class:`~hdc_lightning.codec.hybrid.HybridCodec`) and measures both outp
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -79,7 +80,7 @@ class HybridPhaseConfig(PhaseConfig):
     correction_weight: float = 1.0  # L1 of x̃ against x
     perceptual_weight: float = 0.5  # LPIPS of x̃ (the trunk `hdc weights` makes); 0 trains without it
     lpips_net: str = "alex"
-    lpips_backbone: Optional[str] = None
+    lpips_backbone: str | None = None
     reveal_max: float = 0.0  # training masks also reveal up to this share of other tokens (for T steps > 1)
     detach_lic: bool = True  # T and correction read x̂_lic without back-propagating into the enhancer
     allow_random_init: bool = False  # tests only: train without loading LIC/VQ (and earlier) weights
@@ -191,8 +192,14 @@ class HybridPhase(PhaseModule):
     def training_step(self, batch: Any, batch_idx: int) -> Tensor | None:
         x = self.unpack_train_batch(batch)
         stage, c = self.stage(), self.c
-        out = self.model(x, drv_source=stage.drvs, seed=self.drv_seed(), reveal_max=c.reveal_max,
-                         detach_lic=c.detach_lic, fuse="fusion" in stage.losses)
+        out = self.model(
+            x,
+            drv_source=stage.drvs,
+            seed=self.drv_seed(),
+            reveal_max=c.reveal_max,
+            detach_lic=c.detach_lic,
+            fuse="fusion" in stage.losses,
+        )
         loss, logs = self.stage_losses(stage, x, out)
         loss = loss + touch(*(m for g in self.resting(stage) for m in self.group_modules(g)))
         loss = self.guard_loss(loss)
@@ -218,12 +225,18 @@ class HybridPhase(PhaseModule):
             perc = self.perceptual(out.x_tilde, x)
             loss = loss + c.perceptual_weight * perc
         terms = {
-            "enhancer_loss": rec, "index_ce": ce, "correction_l1": corr, "lpips": perc,
+            "enhancer_loss": rec,
+            "index_ce": ce,
+            "correction_l1": corr,
+            "lpips": perc,
             "index_acc": masked_accuracy(out.logits, out.indices, out.sent),
         }
         if self.logging_this_step():
-            terms.update(psnr_x_hat=psnr_rgb(x, out.x_hat), psnr_x_hat_lic=psnr_rgb(x, out.x_hat_lic),
-                         psnr_x_tilde=psnr_rgb(x, out.x_tilde))
+            terms.update(
+                psnr_x_hat=psnr_rgb(x, out.x_hat),
+                psnr_x_hat_lic=psnr_rgb(x, out.x_hat_lic),
+                psnr_x_tilde=psnr_rgb(x, out.x_tilde),
+            )
         return loss, terms
 
     # ---- validation: the hybrid codec's own files, both outputs ---------------------------------
@@ -242,8 +255,10 @@ class HybridPhase(PhaseModule):
         truth = m.vq.encode_indices(xp)[0]
         missing = ~dec.sent.to(truth.device)
         extras = {
-            "bpp_lic": 8.0 * lic_bytes / (h * w), "bpp_schedule": 8.0 * streams["schedule"] / (h * w),
-            "bpp_indices": 8.0 * streams["indices"] / (h * w), "psnr_x_hat": psnr_rgb(x, dec.x_hat),
+            "bpp_lic": 8.0 * lic_bytes / (h * w),
+            "bpp_schedule": 8.0 * streams["schedule"] / (h * w),
+            "bpp_indices": 8.0 * streams["indices"] / (h * w),
+            "psnr_x_hat": psnr_rgb(x, dec.x_hat),
             "index_acc": (dec.d_hat[0] == truth)[missing].float().mean() if missing.any() else None,
             "sent_share": dec.sent.float().mean(),
         }

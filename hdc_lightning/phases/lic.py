@@ -16,8 +16,9 @@ shared contract (``val/bpp`` from the file's bytes, quality of the decoded image
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, List, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -43,7 +44,7 @@ class LICConfig(PhaseConfig):
     aux_lr: float = 1e-3  # entropy-bottleneck quantiles
     lmbda: float = 0.0018  # rate–distortion trade-off (see experiments/lic/ladder.yaml)
     distortion: str = "mse"  # mse | ms-ssim
-    lr_milestones: List[int] = field(default_factory=list)  # steps where the net lr is multiplied by lr_gamma
+    lr_milestones: list[int] = field(default_factory=list)  # steps where the net lr is multiplied by lr_gamma
     lr_gamma: float = 0.1
 
 
@@ -123,10 +124,12 @@ class LICPretrain(PhaseModule):
         if not aux:
             name = self.cfg["model"].get("name")
             raise ConfigError(f"model.name: phase 'lic' needs a model with entropy-bottleneck quantiles, got '{name}'")
-        opt = self.build_optimizer([
-            {"params": [p for n, p in named if not n.endswith(".quantiles")], "lr": self.c.lr, "name": "net"},
-            {"params": aux, "lr": self.c.aux_lr, "name": "aux"},
-        ])
+        opt = self.build_optimizer(
+            [
+                {"params": [p for n, p in named if not n.endswith(".quantiles")], "lr": self.c.lr, "name": "net"},
+                {"params": aux, "lr": self.c.aux_lr, "name": "aux"},
+            ]
+        )
         milestones, gamma = sorted(int(m) for m in self.c.lr_milestones), self.c.lr_gamma
 
         def net_factor(step: int) -> float:

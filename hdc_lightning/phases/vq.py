@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from typing import Any
 
 import torch
 
@@ -27,14 +28,14 @@ class VQConfig(PhaseConfig):
     beta2: float = 0.9
     perceptual_weight: float = 1.0  # 0 trains without LPIPS (no backbone weights needed)
     lpips_net: str = "alex"
-    lpips_backbone: Optional[str] = None  # path to torchvision's backbone weights (else HDC_LPIPS_BACKBONE / torch hub)
+    lpips_backbone: str | None = None  # path to torchvision's backbone weights (else HDC_LPIPS_BACKBONE / torch hub)
     disc_weight: float = 0.8
     disc_start: int = 10000  # batches before the adversarial terms switch on
     disc_channels: int = 64
     disc_layers: int = 3
     adaptive_weight: bool = True
     codebook_weight: float = 1.0  # codebook + commitment terms
-    grad_clip: Optional[float] = None  # clip the norm of all gradients (both groups together)
+    grad_clip: float | None = None  # clip the norm of all gradients (both groups together)
     image_every: int = 500  # batches between training reconstruction grids
 
 
@@ -69,8 +70,15 @@ class VQCodebook(PhaseModule):
                 name = cfg["model"].get("name")
                 raise ConfigError(f"model.name: phase 'vq' needs a VQ model (with {attr}), got '{name}'")
         self.loss = VQGANLoss(
-            c.perceptual_weight, c.lpips_net, c.lpips_random_backbone, c.lpips_backbone,
-            c.disc_weight, c.disc_start, c.disc_channels, c.disc_layers, c.adaptive_weight,
+            c.perceptual_weight,
+            c.lpips_net,
+            c.lpips_random_backbone,
+            c.lpips_backbone,
+            c.disc_weight,
+            c.disc_start,
+            c.disc_channels,
+            c.disc_layers,
+            c.adaptive_weight,
         )
         self._coder = None
 
@@ -78,10 +86,13 @@ class VQCodebook(PhaseModule):
     def configure_optimizers(self):
         gen = [p for p in self.model.parameters() if p.requires_grad]
         disc = [p for p in self.loss.discriminator.parameters() if p.requires_grad]
-        return self.build_optimizer([
-            {"params": gen, "lr": self.c.lr, "name": "generator"},
-            {"params": disc, "lr": self.c.disc_lr, "name": "discriminator"},
-        ], betas=(self.c.beta1, self.c.beta2))
+        return self.build_optimizer(
+            [
+                {"params": gen, "lr": self.c.lr, "name": "generator"},
+                {"params": disc, "lr": self.c.disc_lr, "name": "discriminator"},
+            ],
+            betas=(self.c.beta1, self.c.beta2),
+        )
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
         x = self.unpack_train_batch(batch)
@@ -99,16 +110,30 @@ class VQCodebook(PhaseModule):
         opt.step()
 
         psnr = psnr_rgb(x, out.x_hat) if self.logging_this_step() else None  # a host sync: only when logged
-        self.log_scalars("train", {
-            "loss": loss, "l1": terms.rec,
-            "lpips": terms.perceptual if self.loss.perceptual is not None else None,  # loss term (maybe random trunk)
-            "g_adv": terms.g_adv, "d_loss": terms.d_loss, "adv_weight": terms.adv_weight,
-            "logits_real": terms.logits_real, "logits_fake": terms.logits_fake,
-            "codebook": out.codebook_loss, "commit": out.commit_loss,
-            "prior_bits_per_index": out.prior_loss / math.log(2.0),
-            "perplexity": out.perplexity, "usage": out.usage, "psnr": psnr,
-            "disc_active": float(self.global_step >= self.c.disc_start),
-        }, on_step=True, prog_bar=False)
+        self.log_scalars(
+            "train",
+            {
+                "loss": loss,
+                "l1": terms.rec,
+                "lpips": terms.perceptual
+                if self.loss.perceptual is not None
+                else None,  # loss term (maybe random trunk)
+                "g_adv": terms.g_adv,
+                "d_loss": terms.d_loss,
+                "adv_weight": terms.adv_weight,
+                "logits_real": terms.logits_real,
+                "logits_fake": terms.logits_fake,
+                "codebook": out.codebook_loss,
+                "commit": out.commit_loss,
+                "prior_bits_per_index": out.prior_loss / math.log(2.0),
+                "perplexity": out.perplexity,
+                "usage": out.usage,
+                "psnr": psnr,
+                "disc_active": float(self.global_step >= self.c.disc_start),
+            },
+            on_step=True,
+            prog_bar=False,
+        )
         if self.c.image_every > 0 and (self.global_step - 1) % self.c.image_every == 0:  # after step 1, 1+N, ...
             self.log_image_grid("train/reconstruction", [x, out.x_hat])
 
@@ -125,7 +150,8 @@ class VQCodebook(PhaseModule):
         data = self._coder.encode_indices(out.indices[0].cpu())
         extras = {
             "bpp_indices_estimate": self.model.prior.bits(out.indices[0].cpu()) / (h * w),  # the prior's ideal length
-            "usage": out.usage, "perplexity": out.perplexity,
+            "usage": out.usage,
+            "perplexity": out.perplexity,
         }
         return ValImage(out.x_hat[..., :h, :w].clamp(0, 1), len(data), extras)
 

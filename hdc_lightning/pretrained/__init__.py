@@ -13,8 +13,12 @@ from hdc_lightning.errors import CheckpointError
 
 HERE = Path(__file__).resolve().parent
 # The hybrid, and its LIC stream's λ ladder alone (λ = 0.0003, 0.0006, 0.0012) for comparisons.
-MODELS = {"small": "small.pt", "small-lic-lo": "small-lic-lo.pt", "small-lic": "small-lic.pt",
-          "small-lic-hi": "small-lic-hi.pt"}
+MODELS = {
+    "small": "small.pt",
+    "small-lic-lo": "small-lic-lo.pt",
+    "small-lic": "small-lic.pt",
+    "small-lic-hi": "small-lic-hi.pt",
+}
 DEFAULT = "small"
 
 
@@ -33,8 +37,10 @@ def weights_path(name: str) -> Path:
         raise CheckpointError(f"unknown pretrained model '{name}'; shipped: {', '.join(names())}")
     path = HERE / MODELS[name]
     if not path.is_file():
-        raise CheckpointError(f"{path}: pretrained model '{name}' is missing from this installation; "
-                              "reinstall the package (pip install -e .) or pass --ckpt")
+        raise CheckpointError(
+            f"{path}: pretrained model '{name}' is missing from this installation; "
+            "reinstall the package (pip install -e .) or pass --ckpt"
+        )
     return path
 
 
@@ -54,6 +60,12 @@ def choose(model: str | None, ckpt: str | None) -> str:
 
 def add_model_args(parser, what: str = "code") -> None:
     """``--model NAME`` and ``--ckpt PATH`` (one or neither) on a command's parser."""
-    parser.add_argument("--model", default=None, help=f"shipped model to {what} with: {', '.join(names())} "
-                        f"(used when neither --model nor --ckpt is given: {DEFAULT})")
-    parser.add_argument("--ckpt", default=None, help="checkpoint written by `hdc fit` (e.g. runs/NAME/checkpoints/last.ckpt)")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help=f"shipped model to {what} with: {', '.join(names())} "
+        f"(used when neither --model nor --ckpt is given: {DEFAULT})",
+    )
+    parser.add_argument(
+        "--ckpt", default=None, help="checkpoint written by `hdc fit` (e.g. runs/NAME/checkpoints/last.ckpt)"
+    )

@@ -91,8 +91,9 @@ def test_truncated_corrupted_and_forged_payloads(tiny_codec):
     c = unpack(data)
     rng = torch.Generator().manual_seed(0)
     for trial in range(6):
-        streams = [bytes(torch.randint(0, 256, (len(s) if trial % 2 else 3,), generator=rng).tolist())
-                   for s in c.streams]
+        streams = [
+            bytes(torch.randint(0, 256, (len(s) if trial % 2 else 3,), generator=rng).tolist()) for s in c.streams
+        ]
         forged = pack(c.header.kind, c.header.model_id, 64, 64, streams)
         try:
             out = tiny_codec.decode(forged)

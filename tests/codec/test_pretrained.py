@@ -67,8 +67,9 @@ def test_cli_uses_the_shipped_model_by_default(tmp_path):
     Image.fromarray((synthetic_image(64, 80, seed=4).permute(1, 2, 0) * 255).byte().numpy()).save(src)
     hdc = [sys.executable, "-m", "hdc_lightning"]
     subprocess.run([*hdc, "compress", str(src), "-o", str(tmp_path / "im.hdc")], check=True, capture_output=True)
-    subprocess.run([*hdc, "decompress", str(tmp_path / "im.hdc"), "-o", str(tmp_path / "out.png")],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [*hdc, "decompress", str(tmp_path / "im.hdc"), "-o", str(tmp_path / "out.png")], check=True, capture_output=True
+    )
     assert Image.open(tmp_path / "out.png").size == (80, 64)
 
 

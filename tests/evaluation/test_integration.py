@@ -30,15 +30,32 @@ def trained(tmp_path_factory):
         classical.to_pil(synthetic_image(128, 160, seed=20 + i, style="photo")).save(root / "val" / f"v{i}.png")
     write_shards(root / "src", root / "shards", max_samples=2, progress=False)
     # Another rate point of the same ladder, as its own callback would have left it.
-    write_curve(root / "runs" / "lic-r0" / RDP_FILE, curve_from_points(
-        "lic-r0", [{"bpp": 0.05, "psnr-rgb": 20.0, "ms-ssim-rgb": 0.6}], meta={"phase": "lic", "model": "lic", "preset": "tiny"}))
-    cfg = load_config(REPO / "experiments" / "lic" / "tiny.yaml", [
-        f"run.root={root / 'runs'}", "run.name=lic-r1", "trainer.max_steps=2", "trainer.val_check_interval=2",
-        "trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "trainer.limit_val_batches=2",
-        f"data.train.shards={root / 'shards'}/train-{{000000..000001}}.tar", "data.train.crop=64",
-        "data.train.batch_size=2", "data.train.num_workers=0", f"data.val.folder={root / 'val'}",
-        "data.val.max_images=2",
-    ])
+    write_curve(
+        root / "runs" / "lic-r0" / RDP_FILE,
+        curve_from_points(
+            "lic-r0",
+            [{"bpp": 0.05, "psnr-rgb": 20.0, "ms-ssim-rgb": 0.6}],
+            meta={"phase": "lic", "model": "lic", "preset": "tiny"},
+        ),
+    )
+    cfg = load_config(
+        REPO / "experiments" / "lic" / "tiny.yaml",
+        [
+            f"run.root={root / 'runs'}",
+            "run.name=lic-r1",
+            "trainer.max_steps=2",
+            "trainer.val_check_interval=2",
+            "trainer.accelerator=cpu",
+            "trainer.enable_progress_bar=false",
+            "trainer.limit_val_batches=2",
+            f"data.train.shards={root / 'shards'}/train-{{000000..000001}}.tar",
+            "data.train.crop=64",
+            "data.train.batch_size=2",
+            "data.train.num_workers=0",
+            f"data.val.folder={root / 'val'}",
+            "data.val.max_images=2",
+        ],
+    )
     callback = RDPFigureCallback(codecs=("jpeg",), max_images=2)
     result = fit(cfg, extra_callbacks=[callback])
     return root, result, callback
@@ -65,9 +82,26 @@ def test_hdc_eval_with_the_real_lic_codec(trained, capsys):
 
     root, result, _ = trained
     out = root / "eval"
-    argv = ["eval", str(result.run_dir), "--data", str(root / "val"), "-o", str(out), "--name", "lic",
-            "--baselines", "jpeg", "--anchor", "jpeg", "--tile", "96", "--no-lpips", "--no-dists", "--no-fid",
-            "--no-progress"]
+    argv = [
+        "eval",
+        str(result.run_dir),
+        "--data",
+        str(root / "val"),
+        "-o",
+        str(out),
+        "--name",
+        "lic",
+        "--baselines",
+        "jpeg",
+        "--anchor",
+        "jpeg",
+        "--tile",
+        "96",
+        "--no-lpips",
+        "--no-dists",
+        "--no-fid",
+        "--no-progress",
+    ]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "peak memory (RSS)" in printed and "BD vs jpeg: lic" in printed
@@ -76,7 +110,7 @@ def test_hdc_eval_with_the_real_lic_codec(trained, capsys):
     for rec in per["images"]:
         image = classical.from_pil(classical.Image.open(root / "val" / rec["name"]))
         assert rec["tiles"] == 4  # 128×160 in tiles of at most 96 px: 2 × 2
-        tiles = [image[:, t:t + 64, l:l + 80].contiguous() for t in (0, 64) for l in (0, 80)]
+        tiles = [image[:, t : t + 64, x : x + 80].contiguous() for t in (0, 64) for x in (0, 80)]
         assert rec["bytes"] == sum(len(codec.encode(t)) for t in tiles)  # real container bytes
         assert rec["bpp"] == pytest.approx(rec["bytes"] * 8 / (128 * 160))
     agg = json.loads((out / "lic.json").read_text())

@@ -8,8 +8,15 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def _write(tmp_path, name, with_lpips):
-    pts = [{"bpp": b, "psnr-rgb": 25 + 10 * b, "ms-ssim-rgb": 0.8 + 0.1 * b, **({"lpips": 0.3 - 0.2 * b} if with_lpips else {})}
-           for b in (0.05, 0.1, 0.3)]
+    pts = [
+        {
+            "bpp": b,
+            "psnr-rgb": 25 + 10 * b,
+            "ms-ssim-rgb": 0.8 + 0.1 * b,
+            **({"lpips": 0.3 - 0.2 * b} if with_lpips else {}),
+        }
+        for b in (0.05, 0.1, 0.3)
+    ]
     return write_curve(tmp_path / f"{name}.json", curve_from_points(name, pts))
 
 

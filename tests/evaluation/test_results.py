@@ -5,7 +5,13 @@ import json
 import pytest
 
 from hdc_lightning.evaluation.results import (
-    ResultsError, aggregate, curve_from_points, expand_paths, read_curve, write_curve, write_per_image,
+    ResultsError,
+    aggregate,
+    curve_from_points,
+    expand_paths,
+    read_curve,
+    write_curve,
+    write_per_image,
 )
 
 
@@ -31,7 +37,9 @@ def test_aggregate_is_the_mean_and_drops_incomplete_metrics():
 
 def test_per_image_file(tmp_path):
     recs = [{"name": "a.png", "bpp": 0.5, "psnr-rgb": float("inf")}]
-    path = write_per_image(tmp_path / "p" / "x.json", "c", recs, [{"name": "bad.png", "reason": "truncated"}], tile=None)
+    path = write_per_image(
+        tmp_path / "p" / "x.json", "c", recs, [{"name": "bad.png", "reason": "truncated"}], tile=None
+    )
     obj = json.loads(path.read_text())
     assert obj["images"][0]["psnr-rgb"] is None  # non-finite → null, the file stays valid JSON
     assert obj["skipped"][0]["name"] == "bad.png" and obj["tile"] is None

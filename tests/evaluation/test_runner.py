@@ -74,8 +74,9 @@ def _ckpts(tmp_path, qualities):
 def test_eval_writes_per_image_and_aggregate_json(tmp_path, folder, capsys):
     out = tmp_path / "out"
     opts = EvalOptions(baselines=["jpeg", "webp"], lpips=False, dists=False, fid=False, progress=False)
-    summary = run_eval(_ckpts(tmp_path, [60, 15]), folder, out, name="learned", anchor="webp",
-                       opts=opts, loader=_loader)
+    summary = run_eval(
+        _ckpts(tmp_path, [60, 15]), folder, out, name="learned", anchor="webp", opts=opts, loader=_loader
+    )
     assert [s["name"] for s in summary.skipped] == ["broken.png"]
     assert capsys.readouterr().err.count("skipped unreadable image broken.png") == 1  # once, not per point
 
@@ -88,8 +89,7 @@ def test_eval_writes_per_image_and_aggregate_json(tmp_path, folder, capsys):
     per = json.loads((out / "per_image" / "learned" / "q15.json").read_text())
     assert [r["name"] for r in per["images"]] == ["a.png", "sub/b.png"]
     for r in per["images"]:
-        data = classical.encode(classical.CODECS["jpeg"],
-                                Image.open(folder / r["name"]).convert("RGB"), 15)
+        data = classical.encode(classical.CODECS["jpeg"], Image.open(folder / r["name"]).convert("RGB"), 15)
         assert r["bytes"] == len(data) and r["bpp"] == pytest.approx(len(data) * 8 / (r["height"] * r["width"]))
     assert agg["results"]["bpp"][0] == pytest.approx(sum(r["bpp"] for r in per["images"]) / 2)
 
@@ -110,8 +110,9 @@ def test_anchor_json_and_bad_anchor(tmp_path, small_folder):
     opts = EvalOptions(lpips=False, dists=False, fid=False, progress=False)
     first = run_eval(_ckpts(tmp_path, [10, 40]), folder, tmp_path / "o1", name="ref", opts=opts, loader=_loader)
     ref_json = tmp_path / "o1" / "ref.json"
-    second = run_eval(_ckpts(tmp_path, [15, 50]), folder, tmp_path / "o2", name="new", anchor=str(ref_json),
-                      opts=opts, loader=_loader)
+    second = run_eval(
+        _ckpts(tmp_path, [15, 50]), folder, tmp_path / "o2", name="new", anchor=str(ref_json), opts=opts, loader=_loader
+    )
     assert second.bd["anchor"] == "ref" and "bd-rate[psnr-rgb]" in second.bd["curves"]["new"]
     assert first.bd == {}
     with pytest.raises(ConfigError, match="--anchor 'vvc'"):
@@ -133,15 +134,15 @@ def test_tiles_cover_the_image_and_rates_add_up():
     assert choose_tile(100, 100, 128) is None and choose_tile(300, 100, 128) == 128
     boxes = tile_boxes(176, 200, 64)
     cover = torch.zeros(176, 200)
-    for t, l, h, w in boxes:
-        cover[t:t + h, l:l + w] += 1
+    for t, x, h, w in boxes:
+        cover[t : t + h, x : x + w] += 1
         assert h <= 64 and w <= 64 and min(h, w) >= 44  # even split: no slivers
     assert torch.all(cover == 1) and len(boxes) == 3 * 4
     img = synthetic_image(176, 200, seed=6, style="photo")
     codec = JpegAsCodec(50)
     tiled = code_image(codec, img, tile=64)
     assert tiled.tiles == 12 and codec.calls == 12 and tiled.image.shape == img.shape
-    expected = sum(len(codec.encode(img[:, t:t + h, l:l + w].contiguous())) for t, l, h, w in boxes)
+    expected = sum(len(codec.encode(img[:, t : t + h, x : x + w].contiguous())) for t, x, h, w in boxes)
     assert tiled.nbytes == expected
     whole = code_image(codec, img, tile=None)
     assert whole.tiles == 1 and (tiled.image - whole.image).abs().mean() < 0.02
@@ -152,11 +153,11 @@ def test_patch_fid_and_kid_per_rate_point(tmp_path):
     d.mkdir()
     classical.to_pil(synthetic_image(256, 512, seed=7, style="photo")).save(d / "wide.png")  # two 256-px patches
     torch.manual_seed(0)
-    features = torch.nn.Sequential(ToFloat(), torch.nn.Conv2d(3, 4, 8, stride=8), torch.nn.AdaptiveAvgPool2d(1),
-                                   torch.nn.Flatten())
+    features = torch.nn.Sequential(
+        ToFloat(), torch.nn.Conv2d(3, 4, 8, stride=8), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()
+    )
     opts = EvalOptions(lpips=False, dists=False, progress=False, baselines=["jpeg"])
-    summary = run_eval(_ckpts(tmp_path, [5, 60]), d, tmp_path / "o", opts=opts, loader=_loader,
-                       fid_net=features)
+    summary = run_eval(_ckpts(tmp_path, [5, 60]), d, tmp_path / "o", opts=opts, loader=_loader, fid_net=features)
     learned = summary.curves[0].results
     assert len(learned["fid"]) == 2 and len(learned["kid"]) == 2
     assert learned["fid"][0] > learned["fid"][1] >= 0  # the coarser rate point is further from the originals

@@ -9,8 +9,9 @@ from hdc_lightning.cli import build_parser, main
 
 
 def _hdc(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "hdc_lightning", *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "hdc_lightning", *args], capture_output=True, text=True, cwd=cwd, timeout=120
+    )
 
 
 def _subcommands():

@@ -33,8 +33,11 @@ def _write(path: Path, text: str) -> Path:
 
 @pytest.fixture()
 def layered(tmp_path):
-    _write(tmp_path / "base.yaml", "run: {seed: 1}\ntrainer: {max_steps: 10, precision: 32-true}\n"
-           "model: {name: whatever, preset: tiny}\nphase: {name: _cfgtest, lr: 0.1}\n")
+    _write(
+        tmp_path / "base.yaml",
+        "run: {seed: 1}\ntrainer: {max_steps: 10, precision: 32-true}\n"
+        "model: {name: whatever, preset: tiny}\nphase: {name: _cfgtest, lr: 0.1}\n",
+    )
     _write(tmp_path / "p" / "base.yaml", "extends: ../base.yaml\ntrainer: {max_steps: 20}\nphase: {lr: 0.2}\n")
     return _write(tmp_path / "p" / "tiny.yaml", "extends: [base.yaml]\ntrainer: {val_check_interval: 5}\n")
 
@@ -104,8 +107,11 @@ def test_yaml_cannot_construct_objects(tmp_path):
 
 def test_repo_configs_validate(repo_root):
     """Every training config shipped in experiments/ loads and validates."""
-    paths = [p for p in sorted((repo_root / "experiments").rglob("*.yaml"))
-             if p.name not in ("base.yaml",) and p.parent.name not in ("pipeline",) and "ladder" not in p.stem]
+    paths = [
+        p
+        for p in sorted((repo_root / "experiments").rglob("*.yaml"))
+        if p.name not in ("base.yaml",) and p.parent.name not in ("pipeline",) and "ladder" not in p.stem
+    ]
     for path in paths:
         cfg = load_config(path)
         assert cfg["phase"]["name"] and cfg["model"]["name"], path

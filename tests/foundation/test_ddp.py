@@ -29,11 +29,24 @@ def shards(tmp_path_factory):
 
 def _run(shards, tmp_path, steps, resume):
     args = [
-        f"run.root={tmp_path}", "run.name=ddp", f"run.resume={str(resume).lower()}", "run.ckpt_every_n_steps=2",
-        "run.rdp_figure=false", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp",
-        f"trainer.max_steps={steps}", "trainer.val_check_interval=1000", "trainer.limit_val_batches=0",
-        "trainer.enable_progress_bar=false", f"data.train.shards={shards}", "data.train.crop=64",
-        "data.train.batch_size=2", "data.train.num_workers=0", "data.train.batches_per_epoch=3", "data.val.folder=null",
+        f"run.root={tmp_path}",
+        "run.name=ddp",
+        f"run.resume={str(resume).lower()}",
+        "run.ckpt_every_n_steps=2",
+        "run.rdp_figure=false",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.strategy=ddp",
+        f"trainer.max_steps={steps}",
+        "trainer.val_check_interval=1000",
+        "trainer.limit_val_batches=0",
+        "trainer.enable_progress_bar=false",
+        f"data.train.shards={shards}",
+        "data.train.crop=64",
+        "data.train.batch_size=2",
+        "data.train.num_workers=0",
+        "data.train.batches_per_epoch=3",
+        "data.val.folder=null",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     cmd = [sys.executable, str(HERE / "ddp_probe.py"), str(REPO / "experiments/lic/tiny.yaml"), str(tmp_path), *args]
@@ -45,8 +58,7 @@ def _run(shards, tmp_path, steps, resume):
 @pytest.mark.ddp
 def test_two_ranks_see_different_data_and_resume(shards, tmp_path):
     _run(shards, tmp_path, steps=4, resume=False)
-    seen = [dict(line.split() for line in (tmp_path / f"digests-rank{r}.txt").read_text().splitlines())
-            for r in (0, 1)]
+    seen = [dict(line.split() for line in (tmp_path / f"digests-rank{r}.txt").read_text().splitlines()) for r in (0, 1)]
     assert len(seen[0]) == len(seen[1]) == 4  # same number of batches on both ranks: no hang
     assert not set(seen[0].values()) & set(seen[1].values()), "both ranks trained on identical batches"
     ckpt = tmp_path / "ddp" / "checkpoints" / "last.ckpt"

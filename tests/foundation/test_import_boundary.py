@@ -41,9 +41,15 @@ def _library_files() -> list[Path]:
 
 
 def test_library_modules_import_no_lightning():
-    bad = [f"{f.relative_to(PKG.parent)} imports {name}" for f in _library_files() for name in _imports(f)
-           if name.split(".")[0] in FORBIDDEN or name.startswith(("hdc_lightning.phases", "hdc_lightning.callbacks",
-                                                                   "hdc_lightning.train", "hdc_lightning.pipeline"))]
+    bad = [
+        f"{f.relative_to(PKG.parent)} imports {name}"
+        for f in _library_files()
+        for name in _imports(f)
+        if name.split(".")[0] in FORBIDDEN
+        or name.startswith(
+            ("hdc_lightning.phases", "hdc_lightning.callbacks", "hdc_lightning.train", "hdc_lightning.pipeline")
+        )
+    ]
     assert not bad, "\n".join(bad)
 
 
@@ -69,8 +75,10 @@ def test_load_codec_encode_decode_leave_lightning_unimported(model, tmp_path):
 
 
 def test_registry_imports_only_the_kind_asked_for():
-    code = ("import sys; from hdc_lightning import registry; registry.get('model', 'lic'); "
-            "print(sorted({m.split('.')[1] for m in sys.modules if m.startswith('hdc_lightning.')}))")
+    code = (
+        "import sys; from hdc_lightning import registry; registry.get('model', 'lic'); "
+        "print(sorted({m.split('.')[1] for m in sys.modules if m.startswith('hdc_lightning.')}))"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     loaded = proc.stdout.strip().splitlines()[-1]

@@ -16,9 +16,17 @@ def tiny_yaml(phase: str = "lic") -> Path:
 TINY_LIC = tiny_yaml("lic")
 
 
-def fit_overrides(run_root: str | Path, shards: str | None = None, *, val: str | None = None, name: str = "t",
-                  max_steps: int | None = None, every: int | None = None, crop: int = 64,
-                  **extra: Any) -> list[str]:
+def fit_overrides(
+    run_root: str | Path,
+    shards: str | None = None,
+    *,
+    val: str | None = None,
+    name: str = "t",
+    max_steps: int | None = None,
+    every: int | None = None,
+    crop: int = 64,
+    **extra: Any,
+) -> list[str]:
     """CLI overrides that make a ``tiny.yaml`` run take seconds on the CPU.
 
     The run ``run_root/name`` trains on ``crop``² crops of ``shards`` in batches of 2, loads
@@ -28,18 +36,27 @@ def fit_overrides(run_root: str | Path, shards: str | None = None, *, val: str |
     otherwise). ``extra``: further ``{"dotted.key": value}`` overrides, applied last.
     """
     values: dict[str, Any] = {
-        "run.root": run_root, "run.name": name, "run.min_free_mb": 1,
-        "trainer.accelerator": "cpu", "trainer.log_every_n_steps": 1, "trainer.enable_progress_bar": "false",
+        "run.root": run_root,
+        "run.name": name,
+        "run.min_free_mb": 1,
+        "trainer.accelerator": "cpu",
+        "trainer.log_every_n_steps": 1,
+        "trainer.enable_progress_bar": "false",
     }
     if every is not None:
         values["run.ckpt_every_n_steps"] = every
     if max_steps is not None:
         values["trainer.max_steps"] = max_steps
     if shards is not None:
-        values.update({
-            "data.train.shards": shards, "data.train.crop": crop, "data.train.batch_size": 2,
-            "data.train.num_workers": 0, "data.train.shuffle_buffer": 4,
-        })
+        values.update(
+            {
+                "data.train.shards": shards,
+                "data.train.crop": crop,
+                "data.train.batch_size": 2,
+                "data.train.num_workers": 0,
+                "data.train.shuffle_buffer": 4,
+            }
+        )
         if val is None:
             values["data.val.folder"] = "null"
         else:

@@ -24,13 +24,15 @@ def write_tar(path: str | Path, members: Sequence[tuple[str, bytes]]) -> Path:
     return path
 
 
-def write_image_shards(out_dir: str | Path, shards: int = 2, per_shard: int = 6, size: int = 72,
-                       seed: int = 0, prefix: str = "train") -> str:
+def write_image_shards(
+    out_dir: str | Path, shards: int = 2, per_shard: int = 6, size: int = 72, seed: int = 0, prefix: str = "train"
+) -> str:
     """Write ``shards`` tar shards of ``per_shard`` PNGs each; returns the brace pattern."""
     out_dir = Path(out_dir)
     for s in range(shards):
-        members = [(f"s{s:02d}i{i:03d}.png", image_png(size, size, seed * 1000 + s * 100 + i))
-                   for i in range(per_shard)]
+        members = [
+            (f"s{s:02d}i{i:03d}.png", image_png(size, size, seed * 1000 + s * 100 + i)) for i in range(per_shard)
+        ]
         write_tar(out_dir / f"{prefix}-{s:06d}.tar", members)
     return str(out_dir / f"{prefix}-{{{0:06d}..{shards - 1:06d}}}.tar")
 

@@ -48,8 +48,9 @@ def synthetic_image(h: int, w: int, seed: Seed = 0, *, style: str = "waves", n: 
         draw = lambda: _from_uint8(_blocks(rng, h, w) if style == "blocks" else _noise(rng, h, w))
     else:
         g = seed if isinstance(seed, torch.Generator) or seed is None else torch.Generator().manual_seed(seed)
-        draw = {"waves": lambda: _waves(h, w, g), "fields": lambda: _fields(h, w, g),
-                "photo": lambda: _photo(h, w, g)}[style]
+        draw = {"waves": lambda: _waves(h, w, g), "fields": lambda: _fields(h, w, g), "photo": lambda: _photo(h, w, g)}[
+            style
+        ]
     return draw() if n is None else torch.stack([draw() for _ in range(n)])
 
 
@@ -75,8 +76,9 @@ def _fields(h: int, w: int, g: torch.Generator) -> torch.Tensor:
 
 def _photo(h: int, w: int, g: torch.Generator) -> torch.Tensor:
     coarse = F.interpolate(torch.rand(1, 3, 6, 8, generator=g), size=(h, w), mode="bicubic", align_corners=False)
-    mid = F.interpolate(torch.rand(1, 3, h // 8 + 1, w // 8 + 1, generator=g), size=(h, w),
-                        mode="bilinear", align_corners=False)
+    mid = F.interpolate(
+        torch.rand(1, 3, h // 8 + 1, w // 8 + 1, generator=g), size=(h, w), mode="bilinear", align_corners=False
+    )
     fine = torch.rand(1, 1, h, w, generator=g)
     return (0.6 * coarse + 0.3 * mid + 0.1 * fine)[0].clamp(0, 1)
 
@@ -121,8 +123,15 @@ def solid_png(value: int, size: int = 32) -> bytes:
     return encode_png(np.full((size, size, 3), value, np.uint8))
 
 
-def save_image(path: Path, height: int, width: int, value: tuple[int, int, int] | None = None,
-               fmt: str | None = None, seed: Seed = 0, style: str = "noise") -> Path:
+def save_image(
+    path: Path,
+    height: int,
+    width: int,
+    value: tuple[int, int, int] | None = None,
+    fmt: str | None = None,
+    seed: Seed = 0,
+    style: str = "noise",
+) -> Path:
     """Write an RGB image file (format from the suffix unless ``fmt``): the constant colour
     ``value`` if given, else :func:`synthetic_image` of ``style`` (uniform noise by default)."""
     from PIL import Image

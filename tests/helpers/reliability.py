@@ -37,6 +37,7 @@ def time_bound(seconds: float, what: str) -> Iterator[None]:
     cannot run) is caught by faulthandler's watchdog thread, which dumps every stack and
     ends the process after 3x the bound, so the suite fails instead of hanging.
     """
+
     def _alarm(signum, frame):
         raise CaseTimeout(f"{what}: still running after {seconds:.0f} s")
 
@@ -228,4 +229,3 @@ def alive(pid: int) -> bool:
 def env_int(name: str, default: int) -> int:
     value = os.environ.get(name, "")
     return int(value) if value.strip() else default
-

@@ -42,11 +42,25 @@ class ToyData(L.LightningDataModule):
 
 def toy_cfg(root: str | Path, *overrides: str) -> dict:
     """``experiments/vq/tiny.yaml`` for :class:`ToyData`: 2 steps, a smaller model, then ``overrides``."""
-    return tiny_config("vq", root, None, *overrides, name="toy", every=1000, max_steps=2, **{
-        "trainer.devices": 1, "trainer.val_check_interval": 2, "trainer.limit_val_batches": 1,
-        "phase.disc_start": 1, "phase.image_every": 1,
-        "model.args.ch": 8, "model.args.codebook_size": 64, "model.args.code_dim": 16,
-    })
+    return tiny_config(
+        "vq",
+        root,
+        None,
+        *overrides,
+        name="toy",
+        every=1000,
+        max_steps=2,
+        **{
+            "trainer.devices": 1,
+            "trainer.val_check_interval": 2,
+            "trainer.limit_val_batches": 1,
+            "phase.disc_start": 1,
+            "phase.image_every": 1,
+            "model.args.ch": 8,
+            "model.args.codebook_size": 64,
+            "model.args.code_dim": 16,
+        },
+    )
 
 
 def run(cfg: dict, ckpt_path: str | None = None, **data_kw) -> tuple[L.Trainer, L.LightningModule]:

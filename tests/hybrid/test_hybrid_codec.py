@@ -116,7 +116,9 @@ def _reseal(data: bytes, params: bytes | None = None, streams: list[bytes] | Non
 
     c = unpack(data)
     h = c.header
-    return pack(h.kind, h.model_id, h.height, h.width, streams or c.streams, params=h.params if params is None else params)
+    return pack(
+        h.kind, h.model_id, h.height, h.width, streams or c.streams, params=h.params if params is None else params
+    )
 
 
 def _one_line_error(codec, data, *needles):

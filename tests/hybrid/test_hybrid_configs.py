@@ -20,7 +20,7 @@ def test_pipeline_stage_commands_validate(name, tmp_path):
     assert [p.stage.name for p in plans[:4]] == ["lic", "vq", "drv", "fusion"]
     for p in plans:
         cmd = p.command()
-        config, overrides = cmd[cmd.index("fit") + 1], cmd[cmd.index("fit") + 2:]
+        config, overrides = cmd[cmd.index("fit") + 1], cmd[cmd.index("fit") + 2 :]
         cfg = load_config(config, overrides)  # every key known, every type right
         if p.stage.name in ("drv", "fusion"):
             sources = flatten_sources(cfg["run"]["init_from"])
@@ -34,7 +34,11 @@ def test_drv_and_fusion_stages_agree_on_the_model():
     for name in PIPELINES:
         spec, path = load_pipeline(REPO / "experiments" / "pipeline" / f"{name}.yaml")
         plans = plan(spec, path)
-        for drv, fusion in zip([p for p in plans if p.stage.name == "drv"], [p for p in plans if p.stage.name == "fusion"]):
-            cfgs = [load_config(q.command()[q.command().index("fit") + 1], q.command()[q.command().index("fit") + 2:])
-                    for q in (drv, fusion)]
+        for drv, fusion in zip(
+            [p for p in plans if p.stage.name == "drv"], [p for p in plans if p.stage.name == "fusion"]
+        ):
+            cfgs = [
+                load_config(q.command()[q.command().index("fit") + 1], q.command()[q.command().index("fit") + 2 :])
+                for q in (drv, fusion)
+            ]
             assert cfgs[0]["model"] == cfgs[1]["model"], (name, drv.run_root)

@@ -13,8 +13,9 @@ from tests.helpers.models import tiny_model
 
 
 def test_parts_follow_the_vq_and_the_extractor():
-    model, _ = tiny_model("hdc", 0, parts={"vq": {"args": {"codebook_size": 48, "code_dim": 24}},
-                                           "extractor": {"args": {"dim": 20}}})
+    model, _ = tiny_model(
+        "hdc", 0, parts={"vq": {"args": {"codebook_size": 48, "code_dim": 24}}, "extractor": {"args": {"dim": 20}}}
+    )
     assert model.predictor.codebook_size == 48 and model.predictor.head.out_features == 48
     assert model.correction.code_dim == 24
     assert model.sampler.dim == 20

@@ -35,10 +35,19 @@ def drv_run(tiny_data, tmp_path_factory):
     """2 batches of step 1 (checkpointed), then 2 of step 2: the stage boundary is inside the run."""
     root = tmp_path_factory.mktemp("drvrun")
     common = {"phase.denoise_start": 2, "run.ckpt_every_n_steps": 1}
-    first = fit(hybrid_cfg("drv", tiny_data, root, **common, **{"trainer.max_steps": 2, "trainer.val_check_interval": 10}))
+    first = fit(
+        hybrid_cfg("drv", tiny_data, root, **common, **{"trainer.max_steps": 2, "trainer.val_check_interval": 10})
+    )
     step1 = safe_load(first.last_ckpt)["state_dict"]
-    second = fit(hybrid_cfg("drv", tiny_data, root, **common, **{
-        "trainer.max_steps": 4, "trainer.val_check_interval": 4, "run.resume": True}))
+    second = fit(
+        hybrid_cfg(
+            "drv",
+            tiny_data,
+            root,
+            **common,
+            **{"trainer.max_steps": 4, "trainer.val_check_interval": 4, "run.resume": True},
+        )
+    )
     return root, step1, second
 
 
@@ -53,8 +62,15 @@ def test_drv_phase_step1_then_step2(drv_run):
     assert not all(torch.equal(step1[k], after[k]) for k in sampler)  # denoisers trained in step 2
     assert all(torch.equal(step1[k], after[k]) for k in fusion)  # joint_fusion=false: they wait for phase 4
     m = result.metrics
-    for key in ("train/drv_l1", "train/drv_kl", "val/drv_l1", "val/index_acc", "val/psnr", "val/psnr_fidelity",
-                "val/psnr_x_hat"):
+    for key in (
+        "train/drv_l1",
+        "train/drv_kl",
+        "val/drv_l1",
+        "val/index_acc",
+        "val/psnr",
+        "val/psnr_fidelity",
+        "val/psnr_x_hat",
+    ):
         assert key in m, key
     # val/bpp: the whole file the codec wrote; the streams are its payload, the rest its header.
     assert m["val/bpp"] > m["val/bpp_lic"] + m["val/bpp_schedule"] + m["val/bpp_indices"]
@@ -68,16 +84,27 @@ def test_drv_step1_keeps_the_sampler_and_trains_the_rest(tiny_data, tmp_path):
     after = safe_load(result.last_ckpt)["state_dict"]
     # compressai's MaskedConv2d masks its weight in place at the first forward: not training.
     skip = ("_cdf", "_offset", "_cdf_length", "context_prediction.weight")
-    changed = {k.split(".")[1] for k in after if k in before and not k.endswith(skip) and not torch.equal(before[k], after[k])}
+    changed = {
+        k.split(".")[1] for k in after if k in before and not k.endswith(skip) and not torch.equal(before[k], after[k])
+    }
     assert not changed & {"sampler", "lic", "vq"}
     assert {"train/index_ce", "train/index_acc", "train/enhancer_loss", "train/correction_l1"} <= set(result.metrics)
 
 
 def test_fusion_from_the_drv_stage(drv_run, tiny_data, tmp_path):
     _, _, drv = drv_run
-    cfg = hybrid_cfg("fusion", tiny_data, tmp_path, **{
-        "trainer.max_steps": 2, "trainer.val_check_interval": 2, "phase.allow_random_init": False,
-        "run.init_from.model.ckpt": str(drv.last_ckpt), "run.init_from.model.prefix": "model."})
+    cfg = hybrid_cfg(
+        "fusion",
+        tiny_data,
+        tmp_path,
+        **{
+            "trainer.max_steps": 2,
+            "trainer.val_check_interval": 2,
+            "phase.allow_random_init": False,
+            "run.init_from.model.ckpt": str(drv.last_ckpt),
+            "run.init_from.model.prefix": "model.",
+        },
+    )
     result = fit(cfg)
     assert result.global_step == 2
     before, after = safe_load(drv.last_ckpt)["state_dict"], safe_load(result.last_ckpt)["state_dict"]
@@ -89,56 +116,117 @@ def test_fusion_from_the_drv_stage(drv_run, tiny_data, tmp_path):
 
 
 def test_fusion_end_to_end_trains_the_vq_decoder_only(tiny_data, tmp_path):
-    cfg = hybrid_cfg("fusion", tiny_data, tmp_path, **{
-        "trainer.max_steps": 1, "trainer.val_check_interval": 10, "phase.end_to_end": True, "phase.random_seeds": True})
+    cfg = hybrid_cfg(
+        "fusion",
+        tiny_data,
+        tmp_path,
+        **{
+            "trainer.max_steps": 1,
+            "trainer.val_check_interval": 10,
+            "phase.end_to_end": True,
+            "phase.random_seeds": True,
+        },
+    )
     phase = build_phase(cfg)
     trainable = {n.split(".")[1] + "." + n.split(".")[2] for n, p in phase.named_parameters() if p.requires_grad}
-    assert {"vq.g_s", "vq.post_quant"} <= trainable and not any(t.startswith(("vq.g_a", "vq.quantizer", "lic.")) for t in trainable)
+    assert {"vq.g_s", "vq.post_quant"} <= trainable and not any(
+        t.startswith(("vq.g_a", "vq.quantizer", "lic.")) for t in trainable
+    )
     assert any(t.startswith("sampler.") for t in trainable) and not any(t.startswith("extractor.") for t in trainable)
     assert fit(cfg).global_step == 1
 
 
 @pytest.mark.parametrize("drv", ["none", "predictor"])
 def test_drv_phase_ablations_run(drv, tiny_data, tmp_path):
-    cfg = hybrid_cfg("drv", tiny_data, tmp_path, **{
-        "trainer.max_steps": 2, "trainer.val_check_interval": 10, "phase.denoise_start": 1, "model.args.drv": drv,
-        "model.args.correction": drv != "none"})
+    cfg = hybrid_cfg(
+        "drv",
+        tiny_data,
+        tmp_path,
+        **{
+            "trainer.max_steps": 2,
+            "trainer.val_check_interval": 10,
+            "phase.denoise_start": 1,
+            "model.args.drv": drv,
+            "model.args.correction": drv != "none",
+        },
+    )
     assert fit(cfg).global_step == 2
 
 
 def test_lpips_term_with_a_random_trunk(tiny_data, tmp_path):
-    cfg = hybrid_cfg("fusion", tiny_data, tmp_path, **{
-        "trainer.max_steps": 1, "trainer.val_check_interval": 1, "trainer.limit_val_batches": 1,
-        "phase.perceptual_weight": 0.5, "phase.lpips_random_backbone": True})
+    cfg = hybrid_cfg(
+        "fusion",
+        tiny_data,
+        tmp_path,
+        **{
+            "trainer.max_steps": 1,
+            "trainer.val_check_interval": 1,
+            "trainer.limit_val_batches": 1,
+            "phase.perceptual_weight": 0.5,
+            "phase.lpips_random_backbone": True,
+        },
+    )
     m = fit(cfg).metrics
     assert "train/lpips" in m and {"val/lpips_random_trunk", "val/lpips_random_trunk_fidelity"} <= set(m)
     assert "val/lpips" not in m  # a random trunk is never reported as LPIPS
 
 
 def test_refuses_random_lic_and_vq(tiny_data, tmp_path):
-    with pytest.raises(ConfigError, match=r"run\.init_from: phase 'drv' needs trained weights for model\.lic, model\.vq"):
+    with pytest.raises(
+        ConfigError, match=r"run\.init_from: phase 'drv' needs trained weights for model\.lic, model\.vq"
+    ):
         build_phase(hybrid_cfg("drv", tiny_data, tmp_path, **{"phase.allow_random_init": False}))
     with pytest.raises(ConfigError, match="model.sampler"):
-        build_phase(hybrid_cfg("fusion", tiny_data, tmp_path, **{
-            "phase.allow_random_init": False, "run.init_from.model.lic.ckpt": "a", "run.init_from.model.vq.ckpt": "b"}))
+        build_phase(
+            hybrid_cfg(
+                "fusion",
+                tiny_data,
+                tmp_path,
+                **{
+                    "phase.allow_random_init": False,
+                    "run.init_from.model.lic.ckpt": "a",
+                    "run.init_from.model.vq.ckpt": "b",
+                },
+            )
+        )
     with pytest.raises(ConfigError, match="multiple of 16"):
         build_phase(hybrid_cfg("drv", tiny_data, tmp_path, **{"data.train.crop": 72}))
 
 
 def test_flatten_sources():
     nested = {"model": {"lic": {"ckpt": "a", "prefix": "model."}, "vq": {"ckpt": "b"}}, "x": {"ckpt": "c"}}
-    assert flatten_sources(nested) == {"model.lic": {"ckpt": "a", "prefix": "model."}, "model.vq": {"ckpt": "b"}, "x": {"ckpt": "c"}}
+    assert flatten_sources(nested) == {
+        "model.lic": {"ckpt": "a", "prefix": "model."},
+        "model.vq": {"ckpt": "b"},
+        "x": {"ckpt": "c"},
+    }
 
 
 @pytest.mark.ddp
 def test_drv_phase_under_two_process_ddp(tiny_data, tmp_path):
     """Step 1 → step 2 under DDP without find_unused_parameters: every rank steps every batch."""
-    args = fit_overrides(tmp_path, **tiny_data, max_steps=3, **{
-        "trainer.val_check_interval": 10, "trainer.devices": 2, "trainer.strategy": "ddp",
-        "phase.denoise_start": 2, "phase.allow_random_init": True, "phase.image_every": 0})
+    args = fit_overrides(
+        tmp_path,
+        **tiny_data,
+        max_steps=3,
+        **{
+            "trainer.val_check_interval": 10,
+            "trainer.devices": 2,
+            "trainer.strategy": "ddp",
+            "phase.denoise_start": 2,
+            "phase.allow_random_init": True,
+            "phase.image_every": 0,
+        },
+    )
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.run([sys.executable, "-m", "hdc_lightning", "fit", str(REPO / "experiments/drv/tiny.yaml"), *args],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "hdc_lightning", "fit", str(REPO / "experiments/drv/tiny.yaml"), *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "MEMBER: 2/2" in proc.stdout + proc.stderr
     assert safe_load(tmp_path / "t" / "checkpoints" / "last.ckpt")["global_step"] == 3

@@ -21,24 +21,47 @@ def _recipe(tmp: Path, data: dict, lpips_random: bool) -> Path:
     """experiments/pipeline/tiny.yaml's stages with two batches and one validation each."""
     exp = REPO / "experiments"
     common = [
-        "trainer.max_steps=2", "trainer.val_check_interval=2", "trainer.limit_val_batches=2",
-        "trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "run.min_free_mb=1",
-        f"data.train.shards={data['shards']}", "data.train.crop=64", "data.train.batch_size=2",
-        "data.train.num_workers=0", "data.train.shuffle_buffer=4", f"data.val.folder={data['val']}",
-        "data.val.max_images=2", f"phase.lpips_random_backbone={str(lpips_random).lower()}",
+        "trainer.max_steps=2",
+        "trainer.val_check_interval=2",
+        "trainer.limit_val_batches=2",
+        "trainer.accelerator=cpu",
+        "trainer.enable_progress_bar=false",
+        "run.min_free_mb=1",
+        f"data.train.shards={data['shards']}",
+        "data.train.crop=64",
+        "data.train.batch_size=2",
+        "data.train.num_workers=0",
+        "data.train.shuffle_buffer=4",
+        f"data.val.folder={data['val']}",
+        "data.val.max_images=2",
+        f"phase.lpips_random_backbone={str(lpips_random).lower()}",
     ]
     recipe = {
-        "name": "t", "root": str(tmp / "runs"),
+        "name": "t",
+        "root": str(tmp / "runs"),
         "stages": [
             {"name": "lic", "config": str(exp / "lic/tiny.yaml"), "overrides": common},
-            {"name": "vq", "config": str(exp / "vq/tiny.yaml"),
-             "overrides": common + ["phase.perceptual_weight=0", "phase.disc_start=1000000"]},
-            {"name": "drv", "config": str(exp / "drv/tiny.yaml"), "overrides": common + ["phase.denoise_start=1"],
-             "init_from": {"model.lic": {"stage": "lic", "prefix": "model."},
-                           "model.vq": {"stage": "vq", "prefix": "model."}},
-             "freeze": ["model.lic", "model.vq"]},
-            {"name": "fusion", "config": str(exp / "fusion/tiny.yaml"), "overrides": common,
-             "init_from": {"model": {"stage": "drv", "prefix": "model."}}},
+            {
+                "name": "vq",
+                "config": str(exp / "vq/tiny.yaml"),
+                "overrides": common + ["phase.perceptual_weight=0", "phase.disc_start=1000000"],
+            },
+            {
+                "name": "drv",
+                "config": str(exp / "drv/tiny.yaml"),
+                "overrides": common + ["phase.denoise_start=1"],
+                "init_from": {
+                    "model.lic": {"stage": "lic", "prefix": "model."},
+                    "model.vq": {"stage": "vq", "prefix": "model."},
+                },
+                "freeze": ["model.lic", "model.vq"],
+            },
+            {
+                "name": "fusion",
+                "config": str(exp / "fusion/tiny.yaml"),
+                "overrides": common,
+                "init_from": {"model": {"stage": "drv", "prefix": "model."}},
+            },
         ],
     }
     path = tmp / "tiny-test.yaml"

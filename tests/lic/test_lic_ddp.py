@@ -24,8 +24,14 @@ def test_ddp_resume_before_and_after_update(tiny_data, tmp_path):
     ckpt = tmp_path / "t" / "checkpoints" / "last.ckpt"
     for steps in (3, 4):  # 3: resumes before update(), validates; 4: resumes after update()
         args = fit_overrides(tmp_path, **tiny_data, **ddp, max_steps=steps)
-        proc = subprocess.run([sys.executable, "-m", "hdc_lightning", "fit", str(TINY_LIC), *args],
-                              cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(
+            [sys.executable, "-m", "hdc_lightning", "fit", str(TINY_LIC), *args],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert "MEMBER: 2/2" in proc.stdout + proc.stderr  # the second rank really joined
         state = safe_load(ckpt)

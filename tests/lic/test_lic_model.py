@@ -103,8 +103,10 @@ def test_cdf_buffers_load_across_update():
     fresh = _tiny(1)
     resize_entropy_buffers(fresh, updated.state_dict())
     fresh.load_state_dict(updated.state_dict())  # after update() → into a fresh model
-    assert torch.equal(fresh.latent_codec.hyper.entropy_bottleneck._quantized_cdf,
-                       updated.latent_codec.hyper.entropy_bottleneck._quantized_cdf)
+    assert torch.equal(
+        fresh.latent_codec.hyper.entropy_bottleneck._quantized_cdf,
+        updated.latent_codec.hyper.entropy_bottleneck._quantized_cdf,
+    )
     before = _tiny(2).state_dict()
     resize_entropy_buffers(fresh, before)
     fresh.load_state_dict(before)  # before update() → into an updated model

@@ -53,15 +53,29 @@ def test_hdc_fit_tiny_yaml_smoke(tiny_data, tmp_path, capsys):
     assert ckpt["global_step"] == 3
     assert ckpt["state_dict"][CDF_KEY].numel() > 0  # saved after the validation's update()
     tags = _scalars(run / "tb")
-    for tag in ("train/bpp_est", "train/psnr", "train/aux_loss", "val/bpp", "val/bpp_est", "val/psnr", "val/rate_ratio"):
+    for tag in (
+        "train/bpp_est",
+        "train/psnr",
+        "train/aux_loss",
+        "val/bpp",
+        "val/bpp_est",
+        "val/psnr",
+        "val/rate_ratio",
+    ):
         assert tag in tags["scalars"], tag
     assert "val/reconstruction" in tags["images"]
 
 
 def test_resume_before_and_after_update(tiny_data, tmp_path):
     def run(max_steps: int, resume: bool):
-        cfg = tiny_config("lic", tmp_path, **tiny_data, max_steps=max_steps, every=1,
-                          **{"trainer.val_check_interval": 2, "run.resume": resume})
+        cfg = tiny_config(
+            "lic",
+            tmp_path,
+            **tiny_data,
+            max_steps=max_steps,
+            every=1,
+            **{"trainer.val_check_interval": 2, "run.resume": resume},
+        )
         result = fit(cfg)
         return result, safe_load(result.last_ckpt)
 

@@ -37,11 +37,14 @@ def test_unpickler_refuses_a_callable_and_runs_nothing(tmp_path):
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("obj", [
-    {"a": __import__("collections").OrderedDict()},  # a class outside numpy's array reconstruction
-    {"a": np.array(["s"], dtype=object)},  # object arrays would unpickle arbitrary elements
-    [np.zeros(2, np.float32)],  # not a parameter tree
-])
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {"a": __import__("collections").OrderedDict()},  # a class outside numpy's array reconstruction
+        {"a": np.array(["s"], dtype=object)},  # object arrays would unpickle arbitrary elements
+        [np.zeros(2, np.float32)],  # not a parameter tree
+    ],
+)
 def test_unpickler_refuses_anything_but_float_array_trees(obj):
     with pytest.raises(weights.WeightsError) as err:
         weights.load_array_tree(pickle.dumps(obj, protocol=3), "x.ckpt")
@@ -68,8 +71,10 @@ def test_hwio_to_oihw_round_trips_and_convolves_alike():
 
 
 def _heads_tree(net):
-    return {f"NetLinLayer_{k}": {"Conv_0": {"kernel": weights.oihw_to_hwio(v)}}
-            for k, v in enumerate(weights.lpips_package_heads(net).values())}
+    return {
+        f"NetLinLayer_{k}": {"Conv_0": {"kernel": weights.oihw_to_hwio(v)}}
+        for k, v in enumerate(weights.lpips_package_heads(net).values())
+    }
 
 
 def test_head_check_accepts_the_lpips_heads_and_fails_on_a_tampered_one():

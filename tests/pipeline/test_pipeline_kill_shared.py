@@ -15,21 +15,29 @@ EVERY, STEPS = 4, 24
 
 
 def _recipe(tmp_path: Path, shards: str) -> Path:
-    over = [o for o in fit_overrides(tmp_path, shards, name="x", max_steps=STEPS, every=EVERY)
-            if not o.startswith(("run.root", "run.name"))]
+    over = [
+        o
+        for o in fit_overrides(tmp_path, shards, name="x", max_steps=STEPS, every=EVERY)
+        if not o.startswith(("run.root", "run.name"))
+    ]
     listed = ", ".join(repr(o) for o in over)
     path = tmp_path / "pipeline.yaml"
-    path.write_text("\n".join([
-        "name: ks",
-        f"root: {tmp_path / 'pruns'}",
-        "stages:",
-        f"  - {{name: a, config: {TINY_LIC}, overrides: [{listed}]}}",
-        f"  - name: b\n    config: {TINY_LIC}\n    overrides: [{listed}]",
-        "    init_from: {model: {stage: a, prefix: model.}}",
-        "ladder:",
-        "  - {name: p1, overrides: {b: [phase.lmbda=0.001]}}",
-        "  - {name: p2, overrides: {b: [phase.lmbda=0.002]}}",
-    ]) + "\n")
+    path.write_text(
+        "\n".join(
+            [
+                "name: ks",
+                f"root: {tmp_path / 'pruns'}",
+                "stages:",
+                f"  - {{name: a, config: {TINY_LIC}, overrides: [{listed}]}}",
+                f"  - name: b\n    config: {TINY_LIC}\n    overrides: [{listed}]",
+                "    init_from: {model: {stage: a, prefix: model.}}",
+                "ladder:",
+                "  - {name: p1, overrides: {b: [phase.lmbda=0.001]}}",
+                "  - {name: p2, overrides: {b: [phase.lmbda=0.002]}}",
+            ]
+        )
+        + "\n"
+    )
     return path
 
 
@@ -58,7 +66,7 @@ def test_a_killed_shared_stage_resumes_once_for_every_point(tmp_path, tiny_shard
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     for pid in stage:
-        wait_for(lambda: not alive(pid), 20, what=f"stage process {pid} to die with the pipeline")
+        wait_for(lambda pid=pid: not alive(pid), 20, what=f"stage process {pid} to die with the pipeline")
     shared = (root / "p1" / "a").resolve()
     assert shared.parent.name == "shared" and done_step(shared) is None and 0 < _step(shared) < STEPS
 

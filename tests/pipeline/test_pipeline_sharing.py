@@ -31,7 +31,7 @@ class FakeFit:
 
     def __call__(self, cmd: list[str]) -> int:
         self.commands.append(cmd)
-        args = dict(a.split("=", 1) for a in cmd[cmd.index("fit") + 2:])
+        args = dict(a.split("=", 1) for a in cmd[cmd.index("fit") + 2 :])
         run_dir = Path(args["run.root"]) / args["run.name"]
         (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(to_yaml(_cfg_of(cmd)))  # as `hdc fit` writes it
@@ -51,7 +51,7 @@ def _run(recipe: Path, root: Path, *overrides: str, points=None) -> tuple[FakeFi
 
 def _cfg_of(cmd: list[str]) -> dict:
     i = cmd.index("fit")
-    return load_config(cmd[i + 1], cmd[i + 2:])
+    return load_config(cmd[i + 1], cmd[i + 2 :])
 
 
 def test_points_that_share_the_vq_stage_train_it_once(tmp_path):
@@ -111,8 +111,15 @@ def test_a_changed_stage_is_a_new_stage_run_and_the_old_one_is_kept(tmp_path, ca
 
 def test_logging_settings_do_not_change_a_stage(tmp_path):
     a = {p.key for p in plan(*load_pipeline(_write_recipe(tmp_path, "0.0003", log_every=10)))}
-    b = {p.key for p in plan(*load_pipeline(_write_recipe(tmp_path, "0.0003", log_every=1),
-                                            ["run.ckpt_every_n_steps=7", "trainer.enable_progress_bar=false"]))}
+    b = {
+        p.key
+        for p in plan(
+            *load_pipeline(
+                _write_recipe(tmp_path, "0.0003", log_every=1),
+                ["run.ckpt_every_n_steps=7", "trainer.enable_progress_bar=false"],
+            )
+        )
+    }
     c = {p.key for p in plan(*load_pipeline(_write_recipe(tmp_path, "0.0003"), ["trainer.max_steps=9"]))}
     # a setting spelled out at its schema default is the same work (so is an option a code update adds)
     d = {p.key for p in plan(*load_pipeline(_write_recipe(tmp_path, "0.0003"), ["run.seed=42"]))}
@@ -122,9 +129,16 @@ def test_logging_settings_do_not_change_a_stage(tmp_path):
 
 def test_a_pipeline_wide_data_override_reaches_every_stage(tmp_path):
     shards, val = str(tmp_path / "train-{000000..000003}.tar"), str(tmp_path / "kodak")
-    spec, path = load_pipeline(TINY_LADDER, [f"root={tmp_path}", f"data.train.shards={shards}",
-                                             f"data.val.folder={val}", "trainer.max_steps=7",
-                                             "trainer.devices=8"])
+    spec, path = load_pipeline(
+        TINY_LADDER,
+        [
+            f"root={tmp_path}",
+            f"data.train.shards={shards}",
+            f"data.val.folder={val}",
+            "trainer.max_steps=7",
+            "trainer.devices=8",
+        ],
+    )
     plans = plan(spec, path)
     assert len(plans) == 10
     for p in plans:
@@ -136,13 +150,16 @@ def test_a_pipeline_wide_data_override_reaches_every_stage(tmp_path):
         assert cfg["trainer"]["devices"] == 8
 
 
-@pytest.mark.parametrize("item, says", [
-    ("trainer.devicez=8", "devicez"),
-    ("optimizer.lr=1", "expected name|root=VALUE"),
-    ("run.root=/x", "set by the pipeline"),
-    ("run.init_from.model.ckpt=/x", "set by the pipeline"),
-    ("stages=[]", "expected name|root=VALUE"),
-])
+@pytest.mark.parametrize(
+    "item, says",
+    [
+        ("trainer.devicez=8", "devicez"),
+        ("optimizer.lr=1", "expected name|root=VALUE"),
+        ("run.root=/x", "set by the pipeline"),
+        ("run.init_from.model.ckpt=/x", "set by the pipeline"),
+        ("stages=[]", "expected name|root=VALUE"),
+    ],
+)
 def test_bad_pipeline_overrides_fail_in_one_line(tmp_path, capsys, item, says):
     assert main(["pipeline", str(TINY_LADDER), f"root={tmp_path}", item, "--dry-run"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -153,15 +170,21 @@ def test_dry_run_prints_the_graph_without_touching_the_disk(tmp_path, capsys):
     _run(TINY_LADDER, tmp_path, points=["t1"])
     assert main(["pipeline", str(TINY_LADDER), f"root={tmp_path}", "--dry-run"]) == 0
     out = capsys.readouterr().out
-    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith("  ") and "-" in line.split()[0]}
+    rows = {
+        line.split()[0]: line.split() for line in out.splitlines() if line.startswith("  ") and "-" in line.split()[0]
+    }
     vq = next(r for k, r in rows.items() if k.startswith("vq-"))
     assert vq[1] == "done" and vq[-3:] == ["t1", "t2", "t3"]
     drv = [r for k, r in rows.items() if k.startswith("drv-")]
-    assert len(drv) == 3 and all(any(x.startswith("vq-") for x in r) and any(x.startswith("lic-") for x in r) for r in drv)
+    assert len(drv) == 3 and all(
+        any(x.startswith("vq-") for x in r) and any(x.startswith("lic-") for x in r) for r in drv
+    )
     assert "10 stage runs: 4 done, 0 resumable, 6 to do (12 without sharing: 3 points × 4 stages)" in out
     assert not (tmp_path / "tiny-ladder" / "t2").exists()
     assert main(["pipeline", str(TINY_LADDER), f"root={tmp_path}", "--dry-run", "--point", "t2"]) == 0
-    assert "4 stage runs: 1 done, 0 resumable, 3 to do (4 without sharing: 1 point × 4 stages)" in capsys.readouterr().out
+    assert (
+        "4 stage runs: 1 done, 0 resumable, 3 to do (4 without sharing: 1 point × 4 stages)" in capsys.readouterr().out
+    )
 
 
 def _to_old_layout(root: Path) -> None:
@@ -236,6 +259,8 @@ def test_unknown_point_and_reserved_names(tmp_path):
     bad.write_text(f"extends: {TINY_LADDER}\nname: shared\n")
     with pytest.raises(ConfigError, match="reserved"):
         load_pipeline(bad)
-    bad.write_text(_write_recipe(tmp_path, "0.0003").read_text().replace("ladder: []", "ladder: [{name: a}, {name: a}]"))
+    bad.write_text(
+        _write_recipe(tmp_path, "0.0003").read_text().replace("ladder: []", "ladder: [{name: a}, {name: a}]")
+    )
     with pytest.raises(ConfigError, match="appears twice"):
         load_pipeline(bad)

@@ -27,8 +27,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             f"{rep['target']}: {rep['cases']} cases, {rep['clean_decodes']} clean decodes, "
             f"{rep['errors']} BitstreamErrors, {rep['failures']} failures, "
             f"slowest case {rep['max_case_seconds']} s"
-            + (f", peak {rep['max_case_peak_mib']} MiB (bound {rep.get('peak_bound_mib')} MiB)"
-               if "max_case_peak_mib" in rep else "")
+            + (
+                f", peak {rep['max_case_peak_mib']} MiB (bound {rep.get('peak_bound_mib')} MiB)"
+                if "max_case_peak_mib" in rep
+                else ""
+            )
         )
         for cat, n in rep["error_categories"].items():
             tr.write_line(f"    {n:6d}  {cat}")

@@ -48,14 +48,17 @@ def _good(prefix: str, n: int, seed: int) -> list[tuple[str, bytes]]:
 
 def _corrupt_shards(folder: Path) -> tuple[str, list[str]]:
     """Two shards: 9 good samples and 5 broken ones per pass; returns (pattern, broken keys)."""
-    write_tar(folder / "bad-0.tar", [
-        *_good("a", 3, 0),
-        ("zerobyte.png", b""),
-        ("textpayload.png", b"this is not an image, just text"),
-        ("noimage.txt", b"a sample with no image member"),
-        ("shortraw.rgb8", encode_raw(np.zeros((72, 72, 3), np.uint8))[:-7]),  # raw pixels, cut short
-        *_good("b", 3, 10),
-    ])
+    write_tar(
+        folder / "bad-0.tar",
+        [
+            *_good("a", 3, 0),
+            ("zerobyte.png", b""),
+            ("textpayload.png", b"this is not an image, just text"),
+            ("noimage.txt", b"a sample with no image member"),
+            ("shortraw.rgb8", encode_raw(np.zeros((72, 72, 3), np.uint8))[:-7]),  # raw pixels, cut short
+            *_good("b", 3, 10),
+        ],
+    )
     write_tar(folder / "bad-1.tar", [*_good("c", 3, 20), ("cutmember.png", image_png(72, 72, 99))])
     whole = (folder / "bad-1.tar").read_bytes()
     # cut inside the last member's data: tar header intact, payload short
@@ -78,8 +81,10 @@ def test_fit_skips_counts_and_names_corrupt_samples(tmp_path):
     assert done_step(run_dir) == steps
     skipped = safe_load(run_dir / "checkpoints" / "last.ckpt")["hdc"]["skipped_samples"]
     assert 2 * len(broken) <= skipped <= 3 * len(broken), skipped  # every pass meets all of them
-    print(f"corrupt data: {steps} steps finished, {skipped} broken samples skipped and counted "
-          f"({len(broken)} kinds, each met every pass)")
+    print(
+        f"corrupt data: {steps} steps finished, {skipped} broken samples skipped and counted "
+        f"({len(broken)} kinds, each met every pass)"
+    )
     logged = tb_scalars(run_dir, "data/skipped_samples")
     assert logged and logged[-1][1] == skipped  # the TensorBoard curve ends at the same count
     out = proc.stderr + proc.stdout
@@ -88,10 +93,13 @@ def test_fit_skips_counts_and_names_corrupt_samples(tmp_path):
 
 
 def test_fit_survives_damaged_image_bytes(tmp_path):
-    write_tar(tmp_path / "dmg-0.tar", [*_good("g", 4, 0), ("bitflip.png", flipped_png()), ("bomb.tif", bomb_tiff()),
-                                       *_good("h", 4, 10)])
-    proc = _fit(tmp_path, str(tmp_path / "dmg-0.tar"), "damaged", 6, "data.train.resampled=false",
-                "data.train.shuffle_buffer=0")
+    write_tar(
+        tmp_path / "dmg-0.tar",
+        [*_good("g", 4, 0), ("bitflip.png", flipped_png()), ("bomb.tif", bomb_tiff()), *_good("h", 4, 10)],
+    )
+    proc = _fit(
+        tmp_path, str(tmp_path / "dmg-0.tar"), "damaged", 6, "data.train.resampled=false", "data.train.shuffle_buffer=0"
+    )
     assert proc.returncode == 0, f"exit status {proc.returncode}:\n{stderr_tail(proc)}"
     skipped = safe_load(tmp_path / "runs" / "damaged" / "checkpoints" / "last.ckpt")["hdc"]["skipped_samples"]
     assert skipped >= 2
@@ -144,15 +152,27 @@ def test_image_decoder_never_crashes_on_corrupt_bytes():
     CorruptImage, never a crash of the process.
     Runs in a subprocess so that a crash in native code fails this test, not the suite."""
     cases = int(os.environ.get("HDC_IMAGE_FUZZ_CASES", "300"))
-    proc = subprocess.run([sys.executable, "-c", _DECODER_FUZZ, str(cases), "0"], input=bomb_tiff().hex(),
-                          cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", _DECODER_FUZZ, str(cases), "0"],
+        input=bomb_tiff().hex(),
+        cwd=REPO,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     lines = proc.stdout.splitlines()
     escaped = [ln for ln in lines if ln.startswith("ESCAPED")]
-    crashed_at = "" if "COUNTS" in proc.stdout else ([ln for ln in lines if ln.startswith("CASE")][-1:] or ["(start)"])[0]
+    crashed_at = (
+        "" if "COUNTS" in proc.stdout else ([ln for ln in lines if ln.startswith("CASE")][-1:] or ["(start)"])[0]
+    )
     assert proc.returncode == 0, (
         f"decoder process ended with status {proc.returncode}"
-        + (f", crashed at {crashed_at}" if crashed_at else "") + f"; {len(escaped)} non-CorruptImage errors: "
-        + " | ".join(escaped[:3]) + "\n" + proc.stderr[-1500:]
+        + (f", crashed at {crashed_at}" if crashed_at else "")
+        + f"; {len(escaped)} non-CorruptImage errors: "
+        + " | ".join(escaped[:3])
+        + "\n"
+        + proc.stderr[-1500:]
     )
     assert "COUNTS" in proc.stdout
 
@@ -186,8 +206,21 @@ def test_shards_names_unreadable_files_and_goes_on(tmp_path):
 def test_eval_names_unreadable_images_and_goes_on(tmp_path, lic_ckpt):
     bad = _bad_files(tmp_path / "imgs")
     try:
-        proc = run_hdc("eval", lic_ckpt, "--data", tmp_path / "imgs", "-o", tmp_path / "out", "--baselines", "none",
-                       "--no-lpips", "--no-dists", "--no-fid", "--no-progress", timeout=300)
+        proc = run_hdc(
+            "eval",
+            lic_ckpt,
+            "--data",
+            tmp_path / "imgs",
+            "-o",
+            tmp_path / "out",
+            "--baselines",
+            "none",
+            "--no-lpips",
+            "--no-dists",
+            "--no-fid",
+            "--no-progress",
+            timeout=300,
+        )
     except subprocess.TimeoutExpired:
         pytest.fail("`hdc eval` hung on a folder with unreadable files")
     assert proc.returncode == 0, f"exit status {proc.returncode}:\n{stderr_tail(proc)}"
@@ -195,4 +228,3 @@ def test_eval_names_unreadable_images_and_goes_on(tmp_path, lic_ckpt):
         assert name in proc.stderr + proc.stdout, f"{name} not reported:\n{stderr_tail(proc)}"
     results = list((tmp_path / "out").rglob("*.json"))
     assert results and any("good0" in p.read_text() for p in results)
-

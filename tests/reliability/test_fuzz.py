@@ -21,9 +21,9 @@ import random
 import time
 import tracemalloc
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -67,6 +67,7 @@ class FuzzTarget:
 def codec_target(spec: dict, options: list[dict]):
     """Files of a randomly initialised codec model: ``SIZES`` images, encoded in turn by one
     codec per ``options`` entry (e.g. mask modes); every file decodes with the first."""
+
     def make(workdir: Path):
         ckpt = random_init_checkpoint(workdir / f"{spec['name']}.ckpt", spec, seed=0)
         codecs = [load_codec(str(ckpt), limits=FUZZ_LIMITS, **o) for o in options]
@@ -78,8 +79,12 @@ def codec_target(spec: dict, options: list[dict]):
 
 TARGETS = [
     FuzzTarget("lic", codec_target(TINY_LIC_SPEC, [{}])),
-    FuzzTarget("hybrid", codec_target({"name": "hdc", "preset": "tiny", "args": {}},
-                                      [{}, {"mask": "1/4"}, {"mask": "none"}, {"mask": "full"}])),
+    FuzzTarget(
+        "hybrid",
+        codec_target(
+            {"name": "hdc", "preset": "tiny", "args": {}}, [{}, {"mask": "1/4"}, {"mask": "none"}, {"mask": "full"}]
+        ),
+    ),
 ]
 
 
@@ -197,14 +202,27 @@ class Mutator:
         if rng.random() < 0.5:
             out = data[:p] + rng.randbytes(rng.randint(1, 16)) + data[p:]
         else:
-            out = data[:p] + data[p + rng.randint(1, 16):]
+            out = data[:p] + data[p + rng.randint(1, 16) :]
         return self._maybe_reseal(rng, out)
 
     def _header(self, rng, k):
         f = Fields(**vars(self.fields[k]))
         f.streams, f.overlong = list(f.streams), {}
-        what = rng.choice(("height", "width", "size", "kind", "version", "model_id", "params", "params_len",
-                           "count", "lengths", "overlong"))
+        what = rng.choice(
+            (
+                "height",
+                "width",
+                "size",
+                "kind",
+                "version",
+                "model_id",
+                "params",
+                "params_len",
+                "count",
+                "lengths",
+                "overlong",
+            )
+        )
         if what in ("height", "width"):
             setattr(f, what, rng.choice(BIG + (rng.randint(1, 300),)))
         elif what == "size":  # both sides at once, e.g. a 16384x16384 claim
@@ -304,9 +322,15 @@ def _decode_case(decode, data: bytes, limits: Limits, tally: Tally, desc: str) -
         return
     header = unpack(data, limits).header
     img = out.image
-    if tuple(img.shape) != (3, header.height, header.width) or not torch.isfinite(img).all() \
-            or img.min() < 0 or img.max() > 1:
-        tally.failures.append(f"{desc}: clean decode gave {tuple(img.shape)} for a {header.height}x{header.width} header")
+    if (
+        tuple(img.shape) != (3, header.height, header.width)
+        or not torch.isfinite(img).all()
+        or img.min() < 0
+        or img.max() > 1
+    ):
+        tally.failures.append(
+            f"{desc}: clean decode gave {tuple(img.shape)} for a {header.height}x{header.width} header"
+        )
         return
     tally.clean += 1
 
@@ -408,7 +432,7 @@ def test_forged_header_is_rejected_before_allocation(full_limits_codec, forgery)
     t0 = time.perf_counter()
     try:
         with time_bound(5, forgery):
-            with (peak_rss(peaks) if peak_rss_supported() else _null()):
+            with peak_rss(peaks) if peak_rss_supported() else _null():
                 with pytest.raises(BitstreamError) as err:
                     codec.decode(forged, source=SOURCE)
         _, py_peak = tracemalloc.get_traced_memory()
@@ -517,8 +541,10 @@ def test_fuzz_vq_index_decoder():
     samples = []
     for h, w in [(4, 4), (8, 8), (6, 10), (16, 16), (1, 3)]:
         idx = torch.multinomial(probs, h * w, replacement=True, generator=gen).view(h, w)
-        masks = [None, MaskSchedule(2, tuple(rng0.randrange(4) for _ in range(math.ceil(h / 2) * math.ceil(w / 2))))
-                 .mask(h, w)]
+        masks = [
+            None,
+            MaskSchedule(2, tuple(rng0.randrange(4) for _ in range(math.ceil(h / 2) * math.ceil(w / 2)))).mask(h, w),
+        ]
         for m in masks:
             for checksum, coder in coders.items():
                 samples.append((checksum, (h, w), m, coder.encode_indices(idx, m)))
@@ -557,8 +583,11 @@ def test_fuzz_vq_index_decoder():
                 tally.failures.append(f"{desc}: {type(e).__name__}: {e}")
             else:
                 sent = mask if mask is not None else torch.ones(shape, dtype=torch.bool)
-                ok = out.shape == shape and bool((out[sent] >= 0).all() and (out[sent] < 128).all()) \
+                ok = (
+                    out.shape == shape
+                    and bool((out[sent] >= 0).all() and (out[sent] < 128).all())
                     and bool((out[~sent] == -1).all())
+                )
                 if ok:
                     tally.clean += 1
                 else:

@@ -8,7 +8,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -81,9 +80,16 @@ def _fifo(tmp_path):
     return path
 
 
-@pytest.mark.parametrize("kind, needle", [("fifo", "named pipe"), ("device", "is a device"),
-                                          ("directory", "is a directory"), ("loop", "cannot open"),
-                                          ("empty", "empty file")])
+@pytest.mark.parametrize(
+    "kind, needle",
+    [
+        ("fifo", "named pipe"),
+        ("device", "is a device"),
+        ("directory", "is a directory"),
+        ("loop", "cannot open"),
+        ("empty", "empty file"),
+    ],
+)
 @pytest.mark.parametrize("command", ["decompress", "compress"])
 def test_non_regular_inputs_are_refused_at_once(tmp_path, lic_ckpt, capfd, kind, needle, command):
     if kind == "fifo":
@@ -151,8 +157,14 @@ def test_one_stderr_line_per_failure_with_warnings_on(tmp_path):
     junk = tmp_path / "junk.png"
     junk.write_bytes(b"not an image")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
-    proc = subprocess.run([sys.executable, "-m", "hdc_lightning", "compress", str(junk), "--ckpt", "x.ckpt"],
-                          cwd=REPO, env={**env, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "hdc_lightning", "compress", str(junk), "--ckpt", "x.ckpt"],
+        cwd=REPO,
+        env={**env, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert "BytesIO" not in proc.stderr and "unknown image format" in proc.stderr
 
@@ -163,8 +175,11 @@ def test_device_errors_are_one_line(photo, lic_ckpt, tmp_path, capsys, device, n
 
 
 def test_unclear_messages_are_clear(photo, lic_ckpt, tmp_path, capsys):
-    _one_error(["compress", photo, "--ckpt", photo, "-o", tmp_path / "a.hdc"], capsys,
-               "not a readable checkpoint (not an archive written by torch.save)")
+    _one_error(
+        ["compress", photo, "--ckpt", photo, "-o", tmp_path / "a.hdc"],
+        capsys,
+        "not a readable checkpoint (not an archive written by torch.save)",
+    )
     _one_error(["compress", photo, "--ckpt", lic_ckpt, "-o", tmp_path], capsys, "is a directory")
     hdc = tmp_path / "p.hdc"
     assert main(["compress", str(photo), "-o", str(hdc), "--ckpt", str(lic_ckpt)]) == 0

@@ -32,12 +32,15 @@ def _every_reader(path) -> list[torch.Tensor]:
     return views
 
 
-@pytest.mark.parametrize("name, array", [
-    ("gray16.png", (RAMP * 65535).round().astype(np.uint16)),                  # Pillow mode I;16
-    ("gray16.tif", (RAMP * 65535).round().astype(np.uint16)),                  # I;16 TIFF
-    ("int32.tif", (RAMP * (2**31 - 1)).round().astype(np.int32)),              # mode I, 32-bit signed
-    ("float.tif", RAMP.astype(np.float32)),                                    # mode F in [0, 1]
-])
+@pytest.mark.parametrize(
+    "name, array",
+    [
+        ("gray16.png", (RAMP * 65535).round().astype(np.uint16)),  # Pillow mode I;16
+        ("gray16.tif", (RAMP * 65535).round().astype(np.uint16)),  # I;16 TIFF
+        ("int32.tif", (RAMP * (2**31 - 1)).round().astype(np.int32)),  # mode I, 32-bit signed
+        ("float.tif", RAMP.astype(np.float32)),  # mode F in [0, 1]
+    ],
+)
 def test_wide_range_images_are_scaled_not_clipped(tmp_path, name, array):
     path = _save(array, name, tmp_path)
     expected = np.rint(RAMP * 255)

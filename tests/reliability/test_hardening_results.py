@@ -49,8 +49,13 @@ def test_eval_skips_an_oversized_image_and_still_writes_its_files(tmp_path, lic_
     rng = np.random.default_rng(0)
     for name, (h, w) in {"a.png": (48, 64), "b_wide.png": (48, 96), "c.png": (64, 48)}.items():
         Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(data / name)
-    summary = run_eval([lic_ckpt], data, tmp_path / "out", opts=EvalOptions(tile=0, **OPTS),
-                       loader=lambda p: load_codec(p, limits=Limits(max_side=80)))
+    summary = run_eval(
+        [lic_ckpt],
+        data,
+        tmp_path / "out",
+        opts=EvalOptions(tile=0, **OPTS),
+        loader=lambda p: load_codec(p, limits=Limits(max_side=80)),
+    )
     assert [s["name"] for s in summary.skipped] == ["b_wide.png"]
     assert "96x48" in summary.skipped[0]["reason"]  # width x height, as compress says it
     assert "skipped image b_wide.png" in capsys.readouterr().err
@@ -60,13 +65,16 @@ def test_eval_skips_an_oversized_image_and_still_writes_its_files(tmp_path, lic_
 
 
 # ---- case 10: reading results -------------------------------------------------------------
-@pytest.mark.parametrize("text, needle", [
-    ('{"results": {"bpp": 0.3, "psnr-rgb": 31}}', "must be a list"),
-    ('{"results": {"bpp": [0.3], "psnr-rgb": 31}}', "must be a list"),
-    ('{"results": {"bpp": [0.1, 0.2], "psnr-rgb": [NaN, 30]}}', "NaN is not a JSON number"),
-    ('{"results": {"bpp": [0.1, Infinity], "psnr-rgb": [29, 30]}}', "Infinity is not a JSON number"),
-    ('{"results": {"bpp": [0.1, 0.2], "psnr-rgb": [1e999, 30]}}', "not a finite number"),
-])
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        ('{"results": {"bpp": 0.3, "psnr-rgb": 31}}', "must be a list"),
+        ('{"results": {"bpp": [0.3], "psnr-rgb": 31}}', "must be a list"),
+        ('{"results": {"bpp": [0.1, 0.2], "psnr-rgb": [NaN, 30]}}', "NaN is not a JSON number"),
+        ('{"results": {"bpp": [0.1, Infinity], "psnr-rgb": [29, 30]}}', "Infinity is not a JSON number"),
+        ('{"results": {"bpp": [0.1, 0.2], "psnr-rgb": [1e999, 30]}}', "not a finite number"),
+    ],
+)
 def test_malformed_results_are_one_line_errors(tmp_path, capsys, text, needle):
     path = _write(tmp_path, "r.json", text)
     with pytest.raises(ResultsError, match=needle):
@@ -87,23 +95,47 @@ def test_an_anchor_that_cannot_give_bd_is_refused_before_coding(tmp_path, lic_ck
     nan = _write(tmp_path, "nan.json", '{"results": {"bpp": [0.1, 0.2], "psnr-rgb": [NaN, 30]}}')
     for anchor, error in ((one_point, BDError), (nan, ResultsError)):
         with pytest.raises(error):
-            run_eval([lic_ckpt], data, tmp_path / "out", anchor=anchor, opts=EvalOptions(**OPTS),
-                     loader=lambda p: loads.append(p))
+            run_eval(
+                [lic_ckpt],
+                data,
+                tmp_path / "out",
+                anchor=anchor,
+                opts=EvalOptions(**OPTS),
+                loader=lambda p: loads.append(p),
+            )
     assert not loads and not (tmp_path / "out").exists()
 
 
 def test_eval_refuses_to_write_over_its_anchor(tmp_path, lic_ckpt, capsys):
     anchor = _write(tmp_path, "jpeg.json", {"results": {"bpp": [0.2, 0.5], "psnr-rgb": [28.0, 31.0]}})
     before = open(anchor).read()
-    _one_error(["eval", lic_ckpt, "--data", _one_image_folder(tmp_path), "-o", tmp_path, "--baselines", "jpeg",
-                "--anchor", anchor, "--no-lpips", "--no-dists", "--no-fid", "--no-progress"],
-               capsys, "writes that very file")
+    _one_error(
+        [
+            "eval",
+            lic_ckpt,
+            "--data",
+            _one_image_folder(tmp_path),
+            "-o",
+            tmp_path,
+            "--baselines",
+            "jpeg",
+            "--anchor",
+            anchor,
+            "--no-lpips",
+            "--no-dists",
+            "--no-fid",
+            "--no-progress",
+        ],
+        capsys,
+        "writes that very file",
+    )
     assert open(anchor).read() == before
 
 
 def test_ms_ssim_in_db_is_read_and_points_are_sorted(tmp_path):
-    path = _write(tmp_path, "pub.json", {"name": "pub", "results": {"bpp": [0.4, 0.1, 0.2],
-                                                                     "ms-ssim-db-rgb": [16.0, 10.0, 13.0]}})
+    path = _write(
+        tmp_path, "pub.json", {"name": "pub", "results": {"bpp": [0.4, 0.1, 0.2], "ms-ssim-db-rgb": [16.0, 10.0, 13.0]}}
+    )
     curve = read_curve(path)
     assert curve.results["bpp"] == [0.1, 0.2, 0.4]
     assert curve.results["ms-ssim-db-rgb"] == [10.0, 13.0, 16.0]

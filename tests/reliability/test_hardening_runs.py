@@ -92,9 +92,16 @@ def test_overwrite_moves_aside_a_symlinked_run_and_keeps_its_target(tmp_path):
 
 
 # ---- case 3: nonsensical hyper-parameters and done.json -------------------------------------
-@pytest.mark.parametrize("override, key", [("phase.lr=nan", "phase.lr"), ("phase.lr=inf", "phase.lr"),
-                                           ("phase.lr=-0.001", "phase.lr"), ("trainer.max_steps=0", "max_steps"),
-                                           ("trainer.max_steps=-1", "max_steps")])
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("phase.lr=nan", "phase.lr"),
+        ("phase.lr=inf", "phase.lr"),
+        ("phase.lr=-0.001", "phase.lr"),
+        ("trainer.max_steps=0", "max_steps"),
+        ("trainer.max_steps=-1", "max_steps"),
+    ],
+)
 def test_nonsensical_hyper_parameters_are_refused_before_training(tmp_path, tiny_shards, capsys, override, key):
     over = fit_overrides(tmp_path / "runs", tiny_shards, name="bad", max_steps=2, every=2) + [override]
     assert main(["fit", str(TINY_LIC), *over]) == 2
@@ -107,8 +114,11 @@ def test_no_done_json_without_a_loadable_final_checkpoint(tmp_path, tiny_shards,
     from hdc_lightning.train import fit
 
     monkeypatch.setattr("hdc_lightning.callbacks.LastCheckpoint._save", lambda self, trainer: None)
-    cfg = load_config(TINY_LIC, fit_overrides(tmp_path / "runs", tiny_shards, name="nockpt", max_steps=1, every=2)
-                      + ["trainer.val_check_interval=100", "run.rdp_figure=false"])
+    cfg = load_config(
+        TINY_LIC,
+        fit_overrides(tmp_path / "runs", tiny_shards, name="nockpt", max_steps=1, every=2)
+        + ["trainer.val_check_interval=100", "run.rdp_figure=false"],
+    )
     with pytest.raises(CheckpointError, match="without a loadable final checkpoint"):
         fit(cfg)
     assert not (tmp_path / "runs" / "nockpt" / "done.json").exists()

@@ -82,7 +82,9 @@ class CheckpointWatcher(threading.Thread):
                     try:
                         ckpt = safe_load(path)
                         step = int(ckpt["global_step"])
-                        assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
+                        assert all(
+                            torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point()
+                        )
                     except FileNotFoundError:
                         continue
                     except Exception as e:  # noqa: BLE001 - any failure here is the bug we look for
@@ -115,13 +117,23 @@ def _popen(argv: list[str], log: Path) -> subprocess.Popen:
         f.close()
 
 
-def _kill_after(proc: subprocess.Popen, watcher: CheckpointWatcher, run_dir: Path, target: int,
-                rng: random.Random, log: Path, timeout: float = 240) -> int:
+def _kill_after(
+    proc: subprocess.Popen,
+    watcher: CheckpointWatcher,
+    run_dir: Path,
+    target: int,
+    rng: random.Random,
+    log: Path,
+    timeout: float = 240,
+) -> int:
     """SIGKILL ``proc`` at a random moment after ``run_dir`` has a checkpoint at step >= target."""
+
     def reached() -> bool:
         if proc.poll() is not None:
-            raise AssertionError(f"the run ended (status {proc.returncode}) before step {target}:\n"
-                                 + stderr_tail(log.read_text(errors="replace")))
+            raise AssertionError(
+                f"the run ended (status {proc.returncode}) before step {target}:\n"
+                + stderr_tail(log.read_text(errors="replace"))
+            )
         return watcher.latest_step(run_dir) >= target
 
     wait_for(reached, timeout, what=f"a checkpoint at step {target} in {run_dir}")
@@ -137,11 +149,16 @@ def _kill_resume_cycles(tmp_path: Path, shards: str, cycles: int, max_steps: int
     print(f"kill points drawn with HDC_KILL_SEED={SEED}")  # shown when the test fails
     rng = random.Random(SEED)
     runs = tmp_path / "runs"
-    argv = hdc_argv("fit", TINY_LIC, *fit_overrides(runs, shards, name="killed", max_steps=max_steps, every=EVERY),
-                    "run.resume=true")  # the same command every time: starts fresh, then resumes
+    argv = hdc_argv(
+        "fit",
+        TINY_LIC,
+        *fit_overrides(runs, shards, name="killed", max_steps=max_steps, every=EVERY),
+        "run.resume=true",
+    )  # the same command every time: starts fresh, then resumes
     # the uninterrupted reference runs alongside, outside the watched folder
-    ref_argv = hdc_argv("fit", TINY_LIC,
-                        *fit_overrides(tmp_path / "ref", shards, name="reference", max_steps=max_steps, every=EVERY))
+    ref_argv = hdc_argv(
+        "fit", TINY_LIC, *fit_overrides(tmp_path / "ref", shards, name="reference", max_steps=max_steps, every=EVERY)
+    )
     run_dir = runs / "killed"
     watcher = CheckpointWatcher([runs])
     watcher.start()
@@ -177,8 +194,10 @@ def _kill_resume_cycles(tmp_path: Path, shards: str, cycles: int, max_steps: int
     assert os.listdir(run_dir / "checkpoints") == ["last.ckpt"]  # temp files of killed saves are gone
     # resumed, not restarted: each relaunch began at its predecessor's checkpoint
     assert "Restoring states from the checkpoint path" in log.read_text(errors="replace") + final.stderr + final.stdout
-    print(f"fit: {len(kills)} SIGKILLs after checkpoint steps {kills}; resumed to step {ref_step} "
-          f"(uninterrupted: {ref_step}); {len(watcher.seen)} checkpoint versions loaded while running, none broken")
+    print(
+        f"fit: {len(kills)} SIGKILLs after checkpoint steps {kills}; resumed to step {ref_step} "
+        f"(uninterrupted: {ref_step}); {len(watcher.seen)} checkpoint versions loaded while running, none broken"
+    )
     return {"kills_after_ckpt_step": kills, "final_step": ref_step, "seed": SEED}
 
 
@@ -196,8 +215,11 @@ def test_fit_killed_many_times_resumes_to_the_same_step(tmp_path, tiny_shards):
 
 # ---- the staged pipeline ---------------------------------------------------------------------
 def _pipeline_file(tmp_path: Path, shards: str, steps: int) -> Path:
-    over = [o for o in fit_overrides(tmp_path, shards, name="x", max_steps=steps, every=EVERY)
-            if not o.startswith(("run.root", "run.name"))]
+    over = [
+        o
+        for o in fit_overrides(tmp_path, shards, name="x", max_steps=steps, every=EVERY)
+        if not o.startswith(("run.root", "run.name"))
+    ]
     lines = [
         "name: kr",
         f"root: {tmp_path / 'pruns'}",
@@ -229,7 +251,7 @@ def _pipeline_cycles(tmp_path: Path, shards: str, kills: int, steps: int) -> lis
             proc = _popen(hdc_argv("pipeline", cfg), log)
             stage_pid: list[int] = []
 
-            def reached() -> bool:
+            def reached(proc=proc, stage=stage, target=target, stage_pid=stage_pid) -> bool:
                 if proc.poll() is not None:
                     raise AssertionError("pipeline ended early:\n" + stderr_tail(log.read_text(errors="replace")))
                 stage_pid[:] = children_of(proc.pid)
@@ -240,7 +262,7 @@ def _pipeline_cycles(tmp_path: Path, shards: str, kills: int, steps: int) -> lis
             proc.send_signal(signal.SIGKILL)  # the pipeline only: its stage must not live on
             proc.wait(timeout=30)
             for pid in stage_pid:
-                wait_for(lambda: not alive(pid), 20, what=f"stage process {pid} to die with the pipeline")
+                wait_for(lambda pid=pid: not alive(pid), 20, what=f"stage process {pid} to die with the pipeline")
             done_kills.append((stage, watcher.latest_step(root / stage)))
             assert done_step(root / stage) is None
         final = run_hdc("pipeline", cfg, timeout=600)
@@ -251,8 +273,10 @@ def _pipeline_cycles(tmp_path: Path, shards: str, kills: int, steps: int) -> lis
     assert done_step(root / "a") == steps and done_step(root / "b") == steps
     for stage in "ab":
         assert safe_load(root / stage / "checkpoints" / "last.ckpt")["global_step"] == steps
-    print(f"pipeline: {len(done_kills)} SIGKILLs at (stage, checkpoint step) {done_kills}; both stages ended at "
-          f"step {steps}; {len(watcher.seen)} checkpoint versions loaded while running, none broken")
+    print(
+        f"pipeline: {len(done_kills)} SIGKILLs at (stage, checkpoint step) {done_kills}; both stages ended at "
+        f"step {steps}; {len(watcher.seen)} checkpoint versions loaded while running, none broken"
+    )
     if done_kills and done_kills[-1][0] == "b":
         assert "a: finished at step" in final.stdout  # the finished stage is skipped, not rerun
     return done_kills
@@ -277,12 +301,18 @@ def test_a_save_killed_midway_leaves_the_old_checkpoint_and_resume_removes_its_t
     ckdir = tmp_path / "runs" / "r" / "checkpoints"
     ckdir.mkdir(parents=True)
     torch.save({"global_step": 4, "state_dict": {"w": torch.ones(3)}}, ckdir / "last.ckpt")
-    code = ("import sys, torch; from hdc_lightning.checkpoints import atomic_torch_save; "
-            "atomic_torch_save({'global_step': 6, 'state_dict': {'w': torch.zeros(50_000_000)}}, sys.argv[1])")
+    code = (
+        "import sys, torch; from hdc_lightning.checkpoints import atomic_torch_save; "
+        "atomic_torch_save({'global_step': 6, 'state_dict': {'w': torch.zeros(50_000_000)}}, sys.argv[1])"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code, str(ckdir / "last.ckpt")], cwd=REPO, env=cli_env())
     try:
-        wait_for(lambda: any(".tmp" in n for n in os.listdir(ckdir)) or proc.poll() is not None, 120, every=0.001,
-                 what="the temp file of the save")
+        wait_for(
+            lambda: any(".tmp" in n for n in os.listdir(ckdir)) or proc.poll() is not None,
+            120,
+            every=0.001,
+            what="the temp file of the save",
+        )
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:

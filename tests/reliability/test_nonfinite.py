@@ -12,7 +12,6 @@ from __future__ import annotations
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from typing import List
 
 import pytest
 import torch
@@ -34,7 +33,7 @@ def register_nonfinite_phase() -> None:
     @dataclass
     class NonFiniteConfig(LICConfig):
         name: str = PHASE
-        nan_steps: List[int] = field(default_factory=list)  # global steps whose loss is NaN
+        nan_steps: list[int] = field(default_factory=list)  # global steps whose loss is NaN
         nan_from: int = -1  # every step from this one on has a NaN loss
         blow_up_at: int = -1  # after this step's update, one weight becomes +inf (an exploded step)
 
@@ -80,10 +79,19 @@ def runs(tmp_path_factory, tiny_shards):
     procs = {}
     for name, extra in SCENARIOS.items():
         over = fit_overrides(tmp / "runs", tiny_shards, name=name, max_steps=STEPS, every=2)
-        argv = [sys.executable, "-c", _WRAPPER, "fit", str(cfg), *over,
-                f"run.max_nonfinite_steps={MAX_NONFINITE}", *extra]
-        procs[name] = subprocess.Popen(argv, cwd=REPO, env=cli_env(), stdout=subprocess.PIPE,
-                                       stderr=subprocess.PIPE, text=True)
+        argv = [
+            sys.executable,
+            "-c",
+            _WRAPPER,
+            "fit",
+            str(cfg),
+            *over,
+            f"run.max_nonfinite_steps={MAX_NONFINITE}",
+            *extra,
+        ]
+        procs[name] = subprocess.Popen(
+            argv, cwd=REPO, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
     out = {}
     for name, proc in procs.items():
         stdout, stderr = proc.communicate(timeout=600)

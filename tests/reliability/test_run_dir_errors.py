@@ -42,12 +42,15 @@ def _cases(tmp_path, shards):
         "resume under a regular file": (over + ["run.resume=true"], "not writable", blocker / "runs" / "x"),
         "less free space than run.min_free_mb": (
             fit_overrides(tmp_path / "runs", shards, name="full", max_steps=2, every=2) + [f"run.min_free_mb={big}"],
-            "less than run.min_free_mb", tmp_path / "runs" / "full"),
+            "less than run.min_free_mb",
+            tmp_path / "runs" / "full",
+        ),
     }
 
 
-@pytest.mark.parametrize("case", ["root under a regular file", "resume under a regular file",
-                                  "less free space than run.min_free_mb"])
+@pytest.mark.parametrize(
+    "case", ["root under a regular file", "resume under a regular file", "less free space than run.min_free_mb"]
+)
 def test_refused_in_seconds_before_training(tmp_path, tiny_shards, capsys, case):
     over, needle, run_dir = _cases(tmp_path, tiny_shards)[case]
     t0 = time.perf_counter()

@@ -57,8 +57,9 @@ def _error_line(err: str, command: str = "fit") -> str:
 def test_checkpoint_with_pickled_code_is_refused_by_load_codec(tmp_path):
     sentinel = tmp_path / "code-ran"
     path = tmp_path / "evil.ckpt"
-    torch.save({"state_dict": {}, "hyper_parameters": {"cfg": {"model": {"name": "lic"}}}, "x": _Payload(sentinel)},
-               path)
+    torch.save(
+        {"state_dict": {}, "hyper_parameters": {"cfg": {"model": {"name": "lic"}}}, "x": _Payload(sentinel)}, path
+    )
     with pytest.raises(CheckpointError) as err:
         load_codec(str(path))
     check_one_line(str(err.value), str(path))
@@ -84,8 +85,14 @@ def test_init_from_a_checkpoint_of_another_preset_names_the_mismatch(tmp_path, t
     other = {"name": "lic", "preset": "tiny", "args": {"M": 96, "groups": [16, 80]}}
     export_checkpoint(build("model", "lic", preset="tiny", M=96, groups=[16, 80]), other, str(tmp_path / "m96.ckpt"))
     over = fit_overrides(tmp_path / "runs", tiny_shards, name="x", max_steps=4, every=2)
-    code, err = _hdc(capsys, "fit", TINY_LIC, *over,
-                     f"run.init_from.model.ckpt={tmp_path / 'm96.ckpt'}", "run.init_from.model.prefix=model.")
+    code, err = _hdc(
+        capsys,
+        "fit",
+        TINY_LIC,
+        *over,
+        f"run.init_from.model.ckpt={tmp_path / 'm96.ckpt'}",
+        "run.init_from.model.prefix=model.",
+    )
     assert code == 2
     line = _error_line(err)
     assert "m96.ckpt" in line and "has shape" in line and "expects" in line and "another model or preset" in line
@@ -96,8 +103,14 @@ def test_init_from_a_checkpoint_of_another_model_is_refused(tmp_path, tiny_shard
     vq = {"name": "vq", "preset": "tiny", "args": {}}
     export_checkpoint(build("model", "vq", preset="tiny"), vq, str(tmp_path / "vq.ckpt"))
     over = fit_overrides(tmp_path / "runs", tiny_shards, name="x", max_steps=2, every=2)
-    code, err = _hdc(capsys, "fit", TINY_LIC, *over,
-                     f"run.init_from.model.ckpt={tmp_path / 'vq.ckpt'}", "run.init_from.model.prefix=model.")
+    code, err = _hdc(
+        capsys,
+        "fit",
+        TINY_LIC,
+        *over,
+        f"run.init_from.model.ckpt={tmp_path / 'vq.ckpt'}",
+        "run.init_from.model.prefix=model.",
+    )
     assert code == 2, "a checkpoint sharing no weight with the module must not load silently"
     line = _error_line(err)
     assert "vq.ckpt" in line and "'model'" in line
@@ -108,8 +121,9 @@ def test_load_codec_refuses_other_models_and_presets(tmp_path):
     export_checkpoint(build("model", "vq", preset="tiny"), {"name": "vq", "preset": "tiny"}, str(tmp_path / "vq.ckpt"))
     with pytest.raises(CheckpointError, match=r"holds model 'vq', which has no codec; codecs exist for: .*lic"):
         load_codec(str(tmp_path / "vq.ckpt"))
-    export_checkpoint(build("model", "lic", preset="tiny"), {"name": "lic", "preset": "paper"},
-                      str(tmp_path / "labelled-paper.ckpt"))
+    export_checkpoint(
+        build("model", "lic", preset="tiny"), {"name": "lic", "preset": "paper"}, str(tmp_path / "labelled-paper.ckpt")
+    )
     with pytest.raises(CheckpointError, match="weights do not fit model lic/paper") as err:
         load_codec(str(tmp_path / "labelled-paper.ckpt"))
     check_one_line(str(err.value), str(tmp_path / "labelled-paper.ckpt"))
@@ -124,13 +138,26 @@ def test_no_unsafe_deserialisation_or_eval_in_the_package():
             if not isinstance(node, ast.Call):
                 continue
             f = node.func
-            name = f"{f.value.id}.{f.attr}" if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) else \
-                (f.id if isinstance(f, ast.Name) else "")
-            if name in ("torch.load", "pickle.load", "pickle.loads", "yaml.load", "yaml.unsafe_load", "eval", "exec",
-                        "marshal.loads", "dill.load"):
+            name = (
+                f"{f.value.id}.{f.attr}"
+                if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name)
+                else (f.id if isinstance(f, ast.Name) else "")
+            )
+            if name in (
+                "torch.load",
+                "pickle.load",
+                "pickle.loads",
+                "yaml.load",
+                "yaml.unsafe_load",
+                "eval",
+                "exec",
+                "marshal.loads",
+                "dill.load",
+            ):
                 safe = name == "torch.load" and any(
                     k.arg == "weights_only" and isinstance(k.value, ast.Constant) and k.value.value is True
-                    for k in node.keywords)
+                    for k in node.keywords
+                )
                 found.append((path.relative_to(REPO).as_posix(), name, safe))
     assert found == [("hdc_lightning/checkpoints.py", "torch.load", True)], found
 
@@ -148,11 +175,14 @@ def test_the_one_unpickler_is_the_restricted_one():
 
 
 # ---- configs ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("tag", [
-    "!!python/object/apply:pathlib.Path.touch",
-    "!!python/object/new:pathlib.Path",
-    "!!python/name:os.system",
-])
+@pytest.mark.parametrize(
+    "tag",
+    [
+        "!!python/object/apply:pathlib.Path.touch",
+        "!!python/object/new:pathlib.Path",
+        "!!python/name:os.system",
+    ],
+)
 def test_yaml_python_tags_are_refused(tmp_path, capsys, tag):
     sentinel = tmp_path / "code-ran"
     cfg = tmp_path / "evil.yaml"
@@ -166,8 +196,9 @@ def test_yaml_python_tags_are_refused(tmp_path, capsys, tag):
 
 def test_python_tags_in_overrides_and_pipelines_run_nothing(tmp_path, capsys):
     sentinel = tmp_path / "code-ran"
-    code, err = _hdc(capsys, "fit", TINY_LIC, f"run.name=!!python/object/apply:pathlib.Path.touch ['{sentinel}']",
-                     "--print-config")
+    code, err = _hdc(
+        capsys, "fit", TINY_LIC, f"run.name=!!python/object/apply:pathlib.Path.touch ['{sentinel}']", "--print-config"
+    )
     assert code == 2 and not sentinel.exists()
     _error_line(err)
     pipe = tmp_path / "pipe.yaml"
@@ -177,13 +208,16 @@ def test_python_tags_in_overrides_and_pipelines_run_nothing(tmp_path, capsys):
     assert "not valid YAML" in _error_line(err, "pipeline")
 
 
-@pytest.mark.parametrize("override, known", [
-    ("model.name=os.system", "known models"),
-    ("model.name=hdc_lightning.models.lic.model.LIC", "known models"),
-    ("phase.name=builtins.eval", "known phases"),
-    ("model._target_=os.system", "_target_"),
-    ("model.args.__class__=os.system", "takes no argument '__class__'"),
-])
+@pytest.mark.parametrize(
+    "override, known",
+    [
+        ("model.name=os.system", "known models"),
+        ("model.name=hdc_lightning.models.lic.model.LIC", "known models"),
+        ("phase.name=builtins.eval", "known phases"),
+        ("model._target_=os.system", "_target_"),
+        ("model.args.__class__=os.system", "takes no argument '__class__'"),
+    ],
+)
 def test_components_come_from_registry_names_only(tmp_path, tiny_shards, capsys, override, known):
     over = fit_overrides(tmp_path / "runs", tiny_shards, name="x", max_steps=2, every=2)
     code, err = _hdc(capsys, "fit", TINY_LIC, *over, override)

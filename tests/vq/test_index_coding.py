@@ -83,7 +83,7 @@ def test_unchecked_decoder_survives_random_garbage():
     """Without the checksum, garbage decodes to *something* or raises; it never crashes or hangs."""
     coder = trained_prior(64).coder(checksum=False)
     rng = np.random.default_rng(1)
-    for n in range(300):
+    for _ in range(300):
         blob = bytes(rng.integers(0, 256, int(rng.integers(0, 300)), dtype=np.uint8))
         try:
             out = coder.decode_indices(blob, (6, 7))

@@ -62,7 +62,9 @@ def test_bf16_autocast_steps_stay_finite(tmp_path):
     events.Reload()
     tags = events.Tags()
     assert {"train/reconstruction", "val/reconstruction"} <= set(tags["images"])
-    assert {"train/usage", "train/perplexity", "train/psnr", "val/bpp", "val/bpp_indices_estimate"} <= set(tags["scalars"])
+    assert {"train/usage", "train/perplexity", "train/psnr", "val/bpp", "val/bpp_indices_estimate"} <= set(
+        tags["scalars"]
+    )
 
 
 @pytest.mark.ddp
@@ -71,7 +73,11 @@ def test_gan_step_under_two_process_cpu_ddp(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
     proc = subprocess.run(
         [sys.executable, "-m", "tests.helpers.vq_toy", str(tmp_path)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]

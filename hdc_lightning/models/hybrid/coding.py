@@ -27,8 +27,9 @@ thread count (see :mod:`hdc_lightning.codec.hybrid`).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from contextlib import contextmanager
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -89,7 +90,9 @@ class HybridCoding:
         return next(self.enhancer.parameters()).device
 
     @torch.no_grad()
-    def compress(self, x: Tensor, mask_mode: str | None = None, seed: int | None = None, steps: int | None = None) -> HDCCompressed:
+    def compress(
+        self, x: Tensor, mask_mode: str | None = None, seed: int | None = None, steps: int | None = None
+    ) -> HDCCompressed:
         """Encode one image ``x`` [1, 3, H, W] in [0, 1] (any H, W)."""
         if x.dim() != 4 or x.shape[0] != 1 or x.shape[1] != 3:
             raise ValueError(f"compress takes one image [1, 3, H, W], got {tuple(x.shape)}")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, NamedTuple
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -59,7 +60,9 @@ def part_spec(part: str, base: str | None, override: Any) -> dict:
         raise ConfigError(f"model.args.parts.{part}: expected a preset name or {{preset, args}}, got {override!r}")
     unknown = set(override) - {"name", "preset", "args"}
     if unknown:
-        raise ConfigError(f"model.args.parts.{part}: unknown keys {', '.join(sorted(unknown))} (use name, preset, args)")
+        raise ConfigError(
+            f"model.args.parts.{part}: unknown keys {', '.join(sorted(unknown))} (use name, preset, args)"
+        )
     spec.update({k: v for k, v in override.items() if k != "args"})
     spec["args"] = dict(override.get("args") or {})
     return spec
@@ -111,7 +114,9 @@ class HDCModel(HybridCoding, nn.Module):
         parts = dict(parts or {})
         unknown = set(parts) - set(PARTS)
         if unknown:
-            raise ConfigError(f"model.args.parts: unknown parts {', '.join(sorted(unknown))}; known: {', '.join(PARTS)}")
+            raise ConfigError(
+                f"model.args.parts: unknown parts {', '.join(sorted(unknown))}; known: {', '.join(PARTS)}"
+            )
         if drv not in DRV_MODES:
             raise ConfigError(f"model.args.drv: '{drv}' is not one of {', '.join(DRV_MODES)}")
         if not 0 <= int(drv_seed) < 2**32:
@@ -139,7 +144,8 @@ class HDCModel(HybridCoding, nn.Module):
         self.use_correction_drv = bool(correction and correction_drv and use_p)
         self.correction = (
             make("correction", code_dim=self.vq.code_dim, drv_dim=dim if self.use_correction_drv else 0)
-            if correction else None
+            if correction
+            else None
         )
         self.masks = make("masks")
 
@@ -240,4 +246,3 @@ class HDCModel(HybridCoding, nn.Module):
         updated = self.lic.update(force=force)
         self.vq.update()
         return bool(updated)
-

@@ -9,12 +9,11 @@ first makes both directions load; the values are then copied in as usual.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
-from torch import nn
-
 from compressai.entropy_models import EntropyModel
+from torch import nn
 
 CDF_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
 

@@ -15,13 +15,12 @@ compressai's own.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
-
-from torch import nn
 
 from compressai.ans import BufferedRansEncoder, RansDecoder
 from compressai.entropy_models import EntropyModel
+from torch import nn
 
 
 class SharedEncoder:

@@ -9,9 +9,7 @@ turns [g_sp, g_ch, hyper params] into the (means, scales) of a Gaussian per elem
 
 from __future__ import annotations
 
-from typing import Sequence
-
-from torch import nn
+from collections.abc import Sequence
 
 from compressai.entropy_models import EntropyBottleneck
 from compressai.latent_codecs import (
@@ -23,6 +21,7 @@ from compressai.latent_codecs import (
 )
 from compressai.layers import CheckerboardMaskedConv2d
 from compressai.models.utils import conv
+from torch import nn
 
 from hdc_lightning.models.lic.transforms import hyper_analysis, hyper_synthesis
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Iterator, NamedTuple, Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
-
 from compressai.models import CompressionModel
 from compressai.models.base import SCALES_MIN, get_scale_table
+from torch import Tensor
 
 from hdc_lightning.models.lic.coder import SharedDecoder, SharedEncoder, shared_stream
 from hdc_lightning.models.lic.context import build_latent_codec
@@ -79,8 +79,9 @@ def estimated_bits(likelihoods: dict[str, Tensor]) -> Tensor:
     presets={
         "tiny": dict(N=32, M=64, Nh=32, groups=(16, 48), blocks=1, attention=False, ctx_hidden=(48, 32)),
         "small": dict(N=64, M=128, Nh=64, groups=(16, 32, 80), blocks=1, attention=False, ctx_hidden=(96, 64)),
-        "paper": dict(N=192, M=320, Nh=192, groups=(16, 16, 32, 64, 192), blocks=3, attention=True,
-                      ctx_hidden=(224, 128)),
+        "paper": dict(
+            N=192, M=320, Nh=192, groups=(16, 16, 32, 64, 192), blocks=3, attention=True, ctx_hidden=(224, 128)
+        ),
     },
 )
 class LIC(CompressionModel):

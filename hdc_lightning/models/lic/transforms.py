@@ -9,11 +9,10 @@ parameters (means and scales seed for every channel of y).
 
 from __future__ import annotations
 
-from torch import nn
-
 from compressai.layers import AttentionBlock
 from compressai.models.sensetime import ResidualBottleneckBlock
 from compressai.models.utils import conv, deconv
+from torch import nn
 
 
 def _res_stack(ch: int, blocks: int) -> list[nn.Module]:

@@ -12,7 +12,7 @@ on Kodak is not settled yet (docs/vq.md); the `small` preset uses ``"replicate"`
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -86,8 +86,15 @@ def _check_mode(padding_mode: str) -> str:
 class Encoder(nn.Module):
     """``g_a``: image in [-1, 1] ``[B,3,H,W]`` → latent ``[B,z_channels,H/f,W/f]``, f = 2^(len(ch_mult)-1)."""
 
-    def __init__(self, ch: int, ch_mult: Sequence[int], num_res_blocks: int, z_channels: int, attn_lowest: bool = True,
-                 padding_mode: str = "zeros"):
+    def __init__(
+        self,
+        ch: int,
+        ch_mult: Sequence[int],
+        num_res_blocks: int,
+        z_channels: int,
+        attn_lowest: bool = True,
+        padding_mode: str = "zeros",
+    ):
         super().__init__()
         pm = _check_mode(padding_mode)
         self.pad_mode = "constant" if pm == "zeros" else pm
@@ -118,8 +125,15 @@ class Encoder(nn.Module):
 class Decoder(nn.Module):
     """``g_s``: latent ``[B,z_channels,h,w]`` → image in about [-1, 1] ``[B,3,h*f,w*f]``."""
 
-    def __init__(self, ch: int, ch_mult: Sequence[int], num_res_blocks: int, z_channels: int, attn_lowest: bool = True,
-                 padding_mode: str = "zeros"):
+    def __init__(
+        self,
+        ch: int,
+        ch_mult: Sequence[int],
+        num_res_blocks: int,
+        z_channels: int,
+        attn_lowest: bool = True,
+        padding_mode: str = "zeros",
+    ):
         super().__init__()
         pm = _check_mode(padding_mode)
         c = ch * ch_mult[-1]

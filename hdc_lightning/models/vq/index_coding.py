@@ -89,7 +89,7 @@ class IndexPrior(nn.Module):
         self.cdf_logits.copy_(logits)
         return True
 
-    def coder(self, checksum: bool = True) -> "IndexCoder":
+    def coder(self, checksum: bool = True) -> IndexCoder:
         return IndexCoder(self.cdf, checksum=checksum)
 
 

@@ -14,7 +14,8 @@ subset of it is transmitted and the rest is predicted.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -39,14 +40,30 @@ class VQOutput(NamedTuple):
 
 # Both presets look codes up in a low-dimensional space (factorised codes, ViT-VQGAN uses 32):
 # on toy runs it keeps far more of the codebook alive than a full-dimensional lookup.
-TINY = dict(ch=32, ch_mult=(1, 1, 2, 2, 4), num_res_blocks=1, codebook_size=128, code_dim=32, lookup_dim=8,
-            restart_after=50)
+TINY = dict(
+    ch=32, ch_mult=(1, 1, 2, 2, 4), num_res_blocks=1, codebook_size=128, code_dim=32, lookup_dim=8, restart_after=50
+)
 # `small`: the CPU-trainable preset of the shipped model: the paper's f16 grid, K=512 (9 bits
 # a token before masking, 4x the tiny codebook) and replicate padding (see blocks.py).
-SMALL = dict(ch=32, ch_mult=(1, 1, 2, 2, 4), num_res_blocks=1, codebook_size=512, code_dim=64, lookup_dim=16,
-             restart_after=50, padding_mode="replicate")
-PAPER = dict(ch=128, ch_mult=(1, 1, 2, 2, 4), num_res_blocks=2, codebook_size=1024, code_dim=256, lookup_dim=32,
-             restart_after=200)
+SMALL = dict(
+    ch=32,
+    ch_mult=(1, 1, 2, 2, 4),
+    num_res_blocks=1,
+    codebook_size=512,
+    code_dim=64,
+    lookup_dim=16,
+    restart_after=50,
+    padding_mode="replicate",
+)
+PAPER = dict(
+    ch=128,
+    ch_mult=(1, 1, 2, 2, 4),
+    num_res_blocks=2,
+    codebook_size=1024,
+    code_dim=256,
+    lookup_dim=32,
+    restart_after=200,
+)
 
 
 @register("model", "vq", presets={"tiny": TINY, "small": SMALL, "paper": PAPER})
