@@ -17,7 +17,8 @@ Rerun with more ``--steps`` to extend a finished study: each run resumes from it
 
 Variants: ``tiny`` (zero padding, K=128, LPIPS weight 1.0: the configuration of the report),
 ``tiny-replicate`` (only the padding changed), ``tiny-lpips0.2`` (only the LPIPS weight
-changed) and ``small`` (replicate padding, K=512, LPIPS 0.2: the shipped model's VQ recipe).
+changed), ``small`` (replicate padding, K=512, LPIPS 0.2: the shipped model's VQ recipe) and
+``small-lpips1.0`` (``small`` with the LPIPS weight of ``tiny``).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ VARIANTS = {
     "tiny-replicate": ["model.preset=tiny", "model.args.padding_mode=replicate", "phase.perceptual_weight=1.0"],
     "tiny-lpips0.2": ["model.preset=tiny", "model.args.padding_mode=zeros", "phase.perceptual_weight=0.2"],
     "small": ["model.preset=small", "phase.perceptual_weight=0.2"],
+    "small-lpips1.0": ["model.preset=small", "phase.perceptual_weight=1.0"],  # small with tiny's loss weights
 }
 
 
