@@ -112,14 +112,17 @@ def measure(run: Path, images, suite: MetricSuite) -> tuple[dict, torch.Tensor]:
     path = run / "checkpoints" / "last.ckpt"
     ckpt = safe_load(path)
     model = _load_model(ckpt, dict(checkpoint_config(ckpt, path)["model"]), str(path)).eval()
+
+    def code(y: torch.Tensor) -> torch.Tensor:  # [B,3,H,W] of any size: padded to the token grid, cropped back
+        return model(pad_image(y, model.downsample)).x_hat[..., : y.shape[-2], : y.shape[-1]]
+
     rows, first = [], None
     for _, x in images:
-        h, w = x.shape[-2:]
-        rec = model(pad_image(x[None], model.downsample)).x_hat[0, :, :h, :w].clamp(0, 1)
+        rec = code(x[None])[0].clamp(0, 1)
         first = rec if first is None else first
         edge, inner = border_errors(x, rec, 32)
         # The same frame coded alone vs inside the whole picture: content held fixed.
-        effect = frame_effect(lambda y: model(y).x_hat, x, margin=32, band=16)
+        effect = frame_effect(code, x, margin=32, band=16, whole=rec)
         rows.append(
             {
                 **suite(x, rec),

@@ -50,7 +50,11 @@ def chroma_error(ref: torch.Tensor, rec: torch.Tensor, block: int = 16) -> float
 
 
 def frame_effect(
-    reconstruct: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor, margin: int = 32, band: int = 16
+    reconstruct: Callable[[torch.Tensor], torch.Tensor],
+    image: torch.Tensor,
+    margin: int = 32,
+    band: int = 16,
+    whole: torch.Tensor | None = None,
 ) -> float:
     """How much worse the frame of a picture comes out because it *is* the frame.
 
@@ -59,12 +63,14 @@ def frame_effect(
     with real context around them. Content is identical in both, so a ratio ≈ 1 says the
     codec has no edge artefact (padding, normalisation, how the caller pads) and a border
     band of :func:`border_ratio` comes from what is near the edges; > 1 is an artefact.
-    ``reconstruct`` maps ``[B,3,H,W]`` to ``[B,3,H,W]``; both sizes must suit it.
+    ``reconstruct`` maps ``[B,3,H,W]`` to ``[B,3,H,W]``; both sizes must suit it. ``whole``:
+    the caller's reconstruction of all of ``image``, if it has one (saves coding it again).
     """
     x = _batch(image)
     crop = x[..., margin:-margin, margin:-margin]
     alone = reconstruct(crop).detach().float().clamp(0, 1)
-    inside = reconstruct(x).detach().float().clamp(0, 1)[..., margin:-margin, margin:-margin]
+    whole = reconstruct(x) if whole is None else _batch(whole)
+    inside = whole.detach().float().clamp(0, 1)[..., margin:-margin, margin:-margin]
     edge_alone, _ = border_errors(crop, alone, band)
     edge_inside, _ = border_errors(crop, inside, band)
     return edge_alone / max(edge_inside, 1e-6)

@@ -114,11 +114,7 @@ def rd_figure(
             if not curve.has(metric):
                 continue
             # Style by curve index, so a curve looks the same in every panel.
-            kw: dict[str, Any] = {"markersize": 4, "linewidth": 1.5, **base[k]}
-            if is_classical(curve.name):
-                kw.update(linestyle="--", linewidth=1.0)
-            kw.update(styles.get(curve.name, {}))
-            ax.plot(curve.results["bpp"], curve.values(metric), label=curve.name, **kw)
+            ax.plot(curve.results["bpp"], curve.values(metric), label=curve.name, **_line(curve, base[k], styles))
             drawn += 1
         ax.set_xlabel("bits per pixel (bpp)")
         ax.set_ylabel(LABELS.get(metric, metric + (" ↓" if metric in LOWER_IS_BETTER else "")))
@@ -132,6 +128,15 @@ def rd_figure(
     if title:
         fig.suptitle(title)
     return fig
+
+
+def _line(curve: Curve, base: Mapping[str, Any], styles: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Matplotlib kwargs of one curve, the same in every panel: its colour and marker, dashed
+    for a classical codec, then the caller's ``styles`` for that name."""
+    kw: dict[str, Any] = {"markersize": 4, "linewidth": 1.5, **base}
+    if is_classical(curve.name):
+        kw.update(linestyle="--", linewidth=1.0)
+    return {**kw, **styles.get(curve.name, {})}
 
 
 def realism_values(curve: Curve) -> list[float] | None:
@@ -164,9 +169,13 @@ def _pd_panel(
         realism = realism_values(curve)
         if not realism or not (curve.has(distortion) and curve.has(perception)):
             continue
-        kw: dict[str, Any] = {"markersize": 4, "linewidth": 1.5, **base[k], **styles.get(curve.name, {})}
         xs, ys = curve.values(distortion), curve.values(perception)
-        ax.plot(xs, ys, label=f"{curve.name} ({sum(curve.results['bpp']) / len(curve):.3f} bpp)", **kw)
+        ax.plot(
+            xs,
+            ys,
+            label=f"{curve.name} ({sum(curve.results['bpp']) / len(curve):.3f} bpp)",
+            **_line(curve, base[k], styles),
+        )
         for a, x, y in zip(realism, xs, ys):
             ax.annotate(f"A={a:g}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
     ax.set_xlabel(LABELS.get(distortion, distortion))

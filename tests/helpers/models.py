@@ -24,6 +24,16 @@ def tiny_model(name: str = "lic", seed: int = 0, **args):
     return build_spec("model", spec).eval(), spec
 
 
+def toy_vq(**args):
+    """A VQ autoencoder narrower than the tiny preset (8 channels, K=64, f16), ``args`` on top:
+    fast enough to train for a few hundred steps inside a test."""
+    from hdc_lightning.models.vq import VQModel
+
+    return VQModel(
+        **{"ch": 8, "ch_mult": (1, 1, 2, 2, 4), "num_res_blocks": 1, "codebook_size": 64, "code_dim": 16, **args}
+    )
+
+
 def random_init_checkpoint(path: str | Path, spec: dict | str | None = None, seed: int = 0) -> Path:
     """A weights-only checkpoint of a randomly initialised model in the format ``load_codec``
     reads. ``spec``: ``{name, preset, args}``, or a model name for its tiny preset; default

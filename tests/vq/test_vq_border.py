@@ -10,6 +10,7 @@ import torch
 from hdc_lightning.evaluation.diagnostics import border_ratio, frame_effect
 from hdc_lightning.models.vq import VQModel
 from tests.helpers.images import synthetic_image
+from tests.helpers.models import toy_vq
 
 FACTOR = 1.10  # frame error alone ≤ FACTOR × the same pixels' error with real context around them
 
@@ -18,16 +19,7 @@ def _trained(padding_mode: str, steps: int = 120) -> VQModel:
     """The report's setting in miniature: f16, zero padding, random 64² crops (4×4 tokens,
     every one of them at a crop edge), L1 + codebook + commitment losses."""
     torch.manual_seed(0)
-    model = VQModel(
-        ch=8,
-        ch_mult=(1, 1, 2, 2, 4),
-        num_res_blocks=1,
-        codebook_size=64,
-        code_dim=16,
-        lookup_dim=8,
-        restart_after=20,
-        padding_mode=padding_mode,
-    )
+    model = toy_vq(lookup_dim=8, restart_after=20, padding_mode=padding_mode)
     data = synthetic_image(128, 128, seed=1, style="photo", n=32)
     opt = torch.optim.Adam(model.parameters(), 2e-3)
     for _ in range(steps):

@@ -4,14 +4,9 @@ import pytest
 import torch
 
 from hdc_lightning import registry
-from hdc_lightning.models.vq import VQModel, VQOutput
+from hdc_lightning.models.vq import VQOutput
 from tests.helpers.images import synthetic_image
-
-
-def small(**kw) -> VQModel:
-    args = dict(ch=8, ch_mult=(1, 1, 2, 2, 4), num_res_blocks=1, codebook_size=64, code_dim=16)
-    args.update(kw)
-    return VQModel(**args)
+from tests.helpers.models import toy_vq
 
 
 def test_tiny_preset_forward_shapes_and_attributes():
@@ -37,7 +32,7 @@ def test_paper_preset_matches_the_design_and_runs_one_forward():
 
 
 def test_straight_through_gradients_reach_encoder_and_codebook():
-    model = small()
+    model = toy_vq()
     x = torch.rand(2, 3, 64, 64)
     out = model(x)
     # Reconstruction alone must train the encoder (through the straight-through estimator).
@@ -51,7 +46,7 @@ def test_straight_through_gradients_reach_encoder_and_codebook():
 
 
 def test_factorised_lookup_works_and_gets_gradients():
-    model = small(lookup_dim=4)
+    model = toy_vq(lookup_dim=4)
     out = model(torch.rand(1, 3, 32, 32))
     (out.x_hat.mean() + out.commit_loss + out.codebook_loss).backward()
     assert model.quantizer.proj_in.weight.grad.abs().sum() > 0
@@ -59,7 +54,7 @@ def test_factorised_lookup_works_and_gets_gradients():
 
 
 def test_codec_methods_agree_with_forward():
-    model = small().eval()
+    model = toy_vq().eval()
     x = torch.rand(2, 3, 32, 48)
     with torch.no_grad():
         out = model(x)
@@ -70,7 +65,7 @@ def test_codec_methods_agree_with_forward():
 
 
 def test_bad_inputs_raise_clear_errors():
-    model = small()
+    model = toy_vq()
     with pytest.raises(ValueError, match="multiple of 16"):
         model(torch.rand(1, 3, 40, 32))
     with pytest.raises(ValueError, match="out of range"):
@@ -81,7 +76,7 @@ def test_bad_inputs_raise_clear_errors():
 def test_no_codebook_collapse_on_a_toy_set(lookup_dim):
     """Dead-code restarts keep > 50 % of a 64-code book in use (without them: 2-6 % on this set)."""
     torch.manual_seed(0)
-    model = small(restart_after=3, lookup_dim=lookup_dim)
+    model = toy_vq(restart_after=3, lookup_dim=lookup_dim)
     data = synthetic_image(64, 64, seed=1, style="fields", n=64)
     opt = torch.optim.Adam(model.parameters(), 1e-3)
     for _ in range(20):
@@ -98,7 +93,7 @@ def test_no_codebook_collapse_on_a_toy_set(lookup_dim):
 
 
 def test_dead_code_is_restarted_from_recent_encoder_outputs():
-    model = small(restart_after=2)
+    model = toy_vq(restart_after=2)
     q = model.quantizer
     z = torch.randn(2, 16, 4, 4)
     q(z)
