@@ -23,8 +23,9 @@ import torch
 
 from hdc_lightning.codec import rate_control
 from hdc_lightning.codec.api import load_codec
-from hdc_lightning.data.images import list_images, read_rgb, to_float
-from hdc_lightning.errors import ConfigError
+from hdc_lightning.codec.imageio import read_image
+from hdc_lightning.data.images import list_images
+from hdc_lightning.errors import HDCError
 from hdc_lightning.evaluation.results import write_json
 
 
@@ -46,19 +47,23 @@ def timed(fn, *args):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
-        targets = rate_control.parse_targets(args.targets)
-    except ConfigError as e:
+    try:  # a bad target, checkpoint, folder or image: one line, no traceback
+        return run(args)
+    except HDCError as e:
         sys.exit(f"operating_point: error: {e}")
+
+
+def run(args: argparse.Namespace) -> int:
+    targets = rate_control.parse_targets(args.targets)
     refs = args.model or ["small"]
     points = [rate_control.Point(ref, load_codec(ref)) for ref in refs]
     files = list_images(args.data)[: args.limit]
     if not files:
-        sys.exit(f"operating_point: error: {args.data}: no images")
+        raise HDCError(f"{args.data}: no images")
     rows = []
     with torch.no_grad():
         for f in files:
-            x = to_float(read_rgb(f))
+            x = read_image(f)
             pixels = x.shape[-2] * x.shape[-1]
             plain, t_plain = timed(points[0].codec.encode, x)
             for r in targets:

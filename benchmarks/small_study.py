@@ -31,7 +31,9 @@ from pathlib import Path
 import torch
 
 from hdc_lightning.codec.api import load_codec
-from hdc_lightning.data.images import list_images, read_rgb, to_float
+from hdc_lightning.codec.imageio import read_image
+from hdc_lightning.data.images import list_images
+from hdc_lightning.errors import HDCError
 from hdc_lightning.evaluation import bd, classical
 from hdc_lightning.evaluation.metrics import MetricSuite
 from hdc_lightning.evaluation.plot import rd_figure, save_figure
@@ -247,7 +249,7 @@ def main(argv=None) -> int:
     files = list_images(args.data)[: args.limit]
     if not files:
         sys.exit(f"small_study: error: {args.data}: no images")
-    images = [(f.name, to_float(read_rgb(f))) for f in files]
+    images = [(f.name, read_image(f)) for f in files]
     study, out, t0 = Study(images, args.dists_images), Path(args.out), time.time()
     out.mkdir(parents=True, exist_ok=True)
     masks = ABLATION_MASKS if args.only_ablation else MASKS
@@ -312,4 +314,7 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:  # a bad checkpoint, folder or image: one line, no traceback
+        sys.exit(main())
+    except HDCError as e:
+        sys.exit(f"small_study: error: {e}")

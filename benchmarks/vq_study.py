@@ -35,7 +35,9 @@ import torch
 
 from hdc_lightning.checkpoints import checkpoint_config, safe_load
 from hdc_lightning.codec.api import _load_model
-from hdc_lightning.data.images import list_images, read_rgb, to_float
+from hdc_lightning.codec.imageio import read_image
+from hdc_lightning.data.images import list_images
+from hdc_lightning.errors import HDCError
 from hdc_lightning.evaluation.diagnostics import border_errors, chroma_error, frame_effect
 from hdc_lightning.evaluation.metrics import MetricSuite
 from hdc_lightning.evaluation.side_by_side import side_by_side
@@ -171,7 +173,7 @@ def main(argv=None) -> int:
         link = val_dir / f.name
         if not link.exists():
             os.symlink(f.resolve(), link)
-    images = [(f.name, to_float(read_rgb(f))) for f in files]
+    images = [(f.name, read_image(f)) for f in files]
     suite = MetricSuite(lpips=True, dists=False)
     timing_file = out / "wall_seconds.json"
     wall = json.loads(timing_file.read_text()) if timing_file.is_file() else {}
@@ -200,4 +202,7 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:  # a bad checkpoint, folder or image: one line, no traceback
+        sys.exit(main())
+    except HDCError as e:
+        sys.exit(f"vq_study: error: {e}")
