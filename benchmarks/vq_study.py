@@ -9,16 +9,26 @@ steps), then measures every final model on all of ``--data``:
 * PSNR and LPIPS (the project's metrics module), the border-band ratio (mean error in a
   32-px frame / inside it, ``evaluation/diagnostics.py``), the frame effect (the 16-px frame
   of the picture cropped by 32 px, coded alone over coded inside the whole picture: ≈ 1 when
-  the codec has no edge artefact) and the chroma error (Cb/Cr of 16-px block means, ×255);
+  the codec has no edge artefact), the chroma error (Cb/Cr of 16-px block means, ×255), and
+  PSNR and chroma error of the same encoder and decoder *without* the codebook
+  (``VQModel.reconstruct_unquantised``: what quantisation itself costs), and how much of each
+  token's mean Y, Cb and Cr a linear map of its lookup vector explains (held-out R² over all
+  tokens of ``--data``, ``diagnostics.probe_r2``: whether the latent carries colour at all);
 * the learning curves (val PSNR and LPIPS against steps and CPU minutes) into ``curves.png``;
-* ``kodim01`` (the first image) reconstructed by each variant into ``recon_<variant>_<steps>.png``.
+* ``kodim01`` (the first image) reconstructed by each variant into ``recon_<variant>_<steps>.png``,
+  and a corner of it by all variants of the call side by side into ``recon_all_<steps>.png``.
 
 Rerun with more ``--steps`` to extend a finished study: each run resumes from its checkpoint.
+Measurements are kept in ``--out`` (``measure_<variant>_<steps>_<images>.json``), so adding a
+variant to a finished study measures only the new one.
 
 Variants: ``tiny`` (zero padding, K=128, LPIPS weight 1.0: the configuration of the report),
 ``tiny-replicate`` (only the padding changed), ``tiny-lpips0.2`` (only the LPIPS weight
-changed), ``small`` (replicate padding, K=512, LPIPS 0.2: the shipped model's VQ recipe) and
-``small-lpips1.0`` (``small`` with the LPIPS weight of ``tiny``).
+changed), ``small`` (replicate padding, K=512, LPIPS 0.2: the shipped model's VQ recipe),
+``small-lpips1.0`` (``small`` with the LPIPS weight of ``tiny``), ``small-ema`` (``small`` with
+the codebook learnt as spherical k-means by moving averages), ``small-ema-chroma`` (that plus
+an L1 on block-averaged chroma, ``phase.chroma_weight=2``) and ``small-f8`` (``small`` on an
+f8 token grid).
 """
 
 from __future__ import annotations
@@ -35,10 +45,11 @@ import torch
 
 from hdc_lightning.checkpoints import checkpoint_config, safe_load
 from hdc_lightning.codec.api import _load_model
-from hdc_lightning.codec.imageio import read_image
+from hdc_lightning.codec.imageio import read_image, write_image
+from hdc_lightning.colour import block_ycbcr
 from hdc_lightning.data.images import list_images
 from hdc_lightning.errors import HDCError
-from hdc_lightning.evaluation.diagnostics import border_errors, chroma_error, frame_effect
+from hdc_lightning.evaluation.diagnostics import border_errors, chroma_error, frame_effect, probe_r2
 from hdc_lightning.evaluation.metrics import MetricSuite
 from hdc_lightning.evaluation.side_by_side import side_by_side
 from hdc_lightning.models.lic import pad_image
@@ -49,6 +60,17 @@ VARIANTS = {
     "tiny-lpips0.2": ["model.preset=tiny", "model.args.padding_mode=zeros", "phase.perceptual_weight=0.2"],
     "small": ["model.preset=small", "phase.perceptual_weight=0.2"],
     "small-lpips1.0": ["model.preset=small", "phase.perceptual_weight=1.0"],  # small with tiny's loss weights
+    # The codebook as spherical k-means (EMA) instead of an Adam-trained parameter.
+    "small-ema": ["model.preset=small", "phase.perceptual_weight=0.2", "model.args.codebook_update=ema"],
+    # small-ema plus an L1 on 4x4-averaged Cb/Cr (the colour cast priced in the loss).
+    "small-ema-chroma": [
+        "model.preset=small",
+        "phase.perceptual_weight=0.2",
+        "model.args.codebook_update=ema",
+        "phase.chroma_weight=2.0",
+    ],
+    # An f8 token grid (4x the tokens, 0.14 bpp for the full index map before masking).
+    "small-f8": ["model.preset=small", "phase.perceptual_weight=0.2", "model.args.ch_mult=[1,1,2,4]"],
 }
 
 
@@ -104,30 +126,48 @@ def curves(run: Path) -> dict[str, list[tuple[int, float]]]:
     ea.Reload()
     return {
         tag: [(e.step, e.value) for e in ea.Scalars(tag)]
-        for tag in ("val/psnr", "val/lpips")
+        for tag in ("val/psnr", "val/lpips", "val/bpp")  # val/bpp: the whole index map in real rANS bytes
         if tag in ea.Tags()["scalars"]
     }
 
 
-@torch.no_grad()
-def measure(run: Path, images, suite: MetricSuite) -> tuple[dict, torch.Tensor]:
+def load(run: Path) -> torch.nn.Module:
     path = run / "checkpoints" / "last.ckpt"
     ckpt = safe_load(path)
-    model = _load_model(ckpt, dict(checkpoint_config(ckpt, path)["model"]), str(path)).eval()
+    return _load_model(ckpt, dict(checkpoint_config(ckpt, path)["model"]), str(path)).eval()
 
+
+def coder(model: torch.nn.Module):
     def code(y: torch.Tensor) -> torch.Tensor:  # [B,3,H,W] of any size: padded to the token grid, cropped back
         return model(pad_image(y, model.downsample)).x_hat[..., : y.shape[-2], : y.shape[-1]]
 
-    rows, first = [], None
+    return code
+
+
+@torch.no_grad()
+def measure(run: Path, images, suite: MetricSuite) -> tuple[dict, torch.Tensor]:
+    model = load(run)
+    code = coder(model)
+
+    rows, first, lookups, means = [], None, [], []
     for _, x in images:
         rec = code(x[None])[0].clamp(0, 1)
         first = rec if first is None else first
         edge, inner = border_errors(x, rec, 32)
         # The same frame coded alone vs inside the whole picture: content held fixed.
         effect = frame_effect(code, x, margin=32, band=16, whole=rec)
+        # The same encoder and decoder without the codebook: what quantisation costs.
+        cont = model.reconstruct_unquantised(pad_image(x[None], model.downsample))[0, :, : x.shape[-2], : x.shape[-1]]
+        cont = cont.clamp(0, 1)
+        # Does the latent carry colour? Lookup vectors against each token's mean Y/Cb/Cr.
+        vectors = model.quantizer.lookup(model.g_a(pad_image(x[None], model.downsample) * 2 - 1))[0]
+        lookups.append(vectors[0].flatten(0, 1))
+        means.append(block_ycbcr(pad_image(x[None], model.downsample), model.downsample)[0].flatten(1).t())
         rows.append(
             {
                 **suite(x, rec),
+                "psnr_unquantised": float(-10 * torch.log10(((cont - x) ** 2).mean())),
+                "chroma_unquantised": chroma_error(x, cont),
                 "border_mae": edge,
                 "interior_mae": inner,
                 "border_ratio": edge / inner,
@@ -136,6 +176,8 @@ def measure(run: Path, images, suite: MetricSuite) -> tuple[dict, torch.Tensor]:
             }
         )
     mean = {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
+    r2 = probe_r2(torch.cat(lookups), torch.cat(means))
+    mean.update({f"latent_r2_{c}": float(v) for c, v in zip(("y", "cb", "cr"), r2)})
     return mean, first
 
 
@@ -183,17 +225,48 @@ def main(argv=None) -> int:
         wall[name] = wall.get(name, 0.0) + seconds  # an extended run adds its new segment
         timing_file.write_text(json.dumps(wall))
         run = Path(args.root) / name
-        report[name], rec = measure(run, images, suite)
+        # A measurement is kept beside the figure: a later call with more variants reuses it
+        # (same step count, same images).
+        cache = out / f"measure_{name}_{args.steps}_{len(images)}.json"
+        if cache.is_file():
+            report[name] = json.loads(cache.read_text())
+            if not (out / f"rec_{name}_{args.steps}.png").is_file():  # cached before panels were kept
+                with torch.no_grad():
+                    rec = coder(load(run))(images[0][1][None])[0].clamp(0, 1)
+                write_image(out / f"rec_{name}_{args.steps}.png", rec)
+        else:
+            report[name], rec = measure(run, images, suite)
+            cache.write_text(json.dumps(report[name]))
+            side_by_side(
+                [images[0][1], rec], [images[0][0], f"{name}, {args.steps} steps: {report[name]['psnr-rgb']:.1f} dB"]
+            ).save(out / f"recon_{name}_{args.steps}.png")
+            write_image(out / f"rec_{name}_{args.steps}.png", rec)
         report[name]["train_wall_minutes"] = wall[name] / 60
         all_curves[name] = curves(run)
-        side_by_side(
-            [images[0][1], rec], [images[0][0], f"{name}, {args.steps} steps: {report[name]['psnr-rgb']:.1f} dB"]
-        ).save(out / f"recon_{name}_{args.steps}.png")
     figure(all_curves, {n: report[n]["train_wall_minutes"] for n in report}, out)
+    # The first image by every variant of this call, one panel each (a 384x256 corner).
+    corner = (slice(None), slice(0, 256), slice(0, 384))
+    panels, captions = [images[0][1][corner]], [images[0][0]]
+    for name in report:
+        panels.append(read_image(out / f"rec_{name}_{args.steps}.png")[corner])
+        captions.append(f"{name}: {report[name]['psnr-rgb']:.1f} dB, chroma {report[name]['chroma_error']:.1f}")
+    side_by_side(panels, captions, title=f"{args.steps} steps").save(out / f"recon_all_{args.steps}.png")
     (out / "vq_study.json").write_text(
         json.dumps({"report": report, "curves": all_curves, "steps": args.steps, "images": len(images)}, indent=1)
     )
-    keys = ("psnr-rgb", "lpips", "border_ratio", "frame_effect", "chroma_error", "train_wall_minutes")
+    keys = (
+        "psnr-rgb",
+        "lpips",
+        "border_ratio",
+        "frame_effect",
+        "chroma_error",
+        "psnr_unquantised",
+        "chroma_unquantised",
+        "latent_r2_y",
+        "latent_r2_cb",
+        "latent_r2_cr",
+        "train_wall_minutes",
+    )
     print(f"{'variant':16s} " + " ".join(f"{k:>18s}" for k in keys))
     for name, r in report.items():
         print(f"{name:16s} " + " ".join(f"{r[k]:18.3f}" for k in keys))

@@ -11,10 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 
-# BT.601 chroma rows (Cb, Cr) of the RGB → YCbCr matrix, for values in [0, 1].
-_CHROMA = torch.tensor([[-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
+from hdc_lightning.colour import block_chroma
 
 
 def _batch(x: torch.Tensor) -> torch.Tensor:
@@ -43,10 +41,7 @@ def border_ratio(ref: torch.Tensor, rec: torch.Tensor, band: int = 32) -> float:
 def chroma_error(ref: torch.Tensor, rec: torch.Tensor, block: int = 16) -> float:
     """Mean absolute Cb/Cr difference (×255) of ``block``-pixel averages: the colour cast."""
     ref, rec = _batch(ref), _batch(rec)
-    m = _CHROMA.to(ref.device)
-    cref = torch.einsum("cn,bnhw->bchw", m, F.avg_pool2d(ref, block, ceil_mode=True))
-    crec = torch.einsum("cn,bnhw->bchw", m, F.avg_pool2d(rec, block, ceil_mode=True))
-    return float((cref - crec).abs().mean() * 255)
+    return float((block_chroma(ref, block) - block_chroma(rec, block)).abs().mean() * 255)
 
 
 def frame_effect(
@@ -74,3 +69,23 @@ def frame_effect(
     edge_alone, _ = border_errors(crop, alone, band)
     edge_inside, _ = border_errors(crop, inside, band)
     return edge_alone / max(edge_inside, 1e-6)
+
+
+def probe_r2(features: torch.Tensor, targets: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """How much of ``targets`` ``[N,T]`` a linear map of ``features`` ``[N,D]`` explains: R² per
+    target column on a held-out quarter (least squares with a bias on the other three quarters).
+
+    On a VQ model's lookup vectors against each token's mean Y, Cb, Cr it says whether the
+    latent carries colour at all: if not, no decoder can restore it.
+    """
+    n = features.shape[0]
+    if n < 8:
+        raise ValueError(f"probe_r2 needs at least 8 samples, got {n}")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    train, test = order[: n * 3 // 4], order[n * 3 // 4 :]
+    a = torch.cat([features.double(), features.new_ones(n, 1).double()], 1)
+    y = targets.double()
+    w = torch.linalg.lstsq(a[train], y[train]).solution
+    residual = ((a[test] @ w - y[test]) ** 2).sum(0)
+    spread = ((y[test] - y[test].mean(0)) ** 2).sum(0).clamp_min(1e-12)
+    return (1 - residual / spread).float()

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from hdc_lightning.colour import block_chroma
 from hdc_lightning.losses.perceptual import PerceptualLoss
 from hdc_lightning.models.vq.blocks import norm
 from hdc_lightning.registry import register
@@ -69,6 +70,7 @@ def adaptive_weight(
 class VQGANLossOutput(NamedTuple):
     loss: torch.Tensor  # everything for the single backward (generator + discriminator terms)
     rec: torch.Tensor  # L1
+    chroma: torch.Tensor  # L1 of block-averaged Cb/Cr (0 when chroma_weight == 0)
     perceptual: torch.Tensor  # LPIPS (0 when perceptual_weight == 0)
     g_adv: torch.Tensor  # -mean D(x_hat), generator side
     d_loss: torch.Tensor  # hinge loss of D (before the disc_start factor)
@@ -90,8 +92,11 @@ class VQGANLoss(nn.Module):
         disc_channels: int = 64,
         disc_layers: int = 3,
         adaptive: bool = True,
+        chroma_weight: float = 0.0,
+        chroma_block: int = 4,
     ):
         super().__init__()
+        self.chroma_weight, self.chroma_block = chroma_weight, chroma_block
         self.perceptual_weight, self.disc_weight, self.disc_start, self.adaptive = (
             perceptual_weight,
             disc_weight,
@@ -112,7 +117,12 @@ class VQGANLoss(nn.Module):
         self, x: torch.Tensor, x_hat: torch.Tensor, step: int, last_layer: torch.Tensor | None
     ) -> VQGANLossOutput:
         rec, perc = self.reconstruction(x, x_hat)
-        nll = rec + self.perceptual_weight * perc
+        chroma = rec.new_zeros(())
+        if self.chroma_weight > 0:
+            # A short training spends the bottleneck on luminance first and decodes a
+            # training-set-average colour (docs/vq.md); this term prices the colour cast.
+            chroma = (block_chroma(x, self.chroma_block) - block_chroma(x_hat, self.chroma_block)).abs().mean()
+        nll = rec + self.perceptual_weight * perc + self.chroma_weight * chroma
         active = step >= self.disc_start
         # D on real and detached fake in one pass (GroupNorm is per sample, so batching is exact).
         logits = self.discriminator(torch.cat([x, x_hat.detach()]))
@@ -129,5 +139,5 @@ class VQGANLoss(nn.Module):
                 weight = zero + self.disc_weight
         loss = nll + weight * g_adv + d_loss * (1.0 if active else 0.0)
         return VQGANLossOutput(
-            loss, rec, perc, g_adv, d_loss, weight, logits_real.detach().mean(), logits_fake.detach().mean()
+            loss, rec, chroma, perc, g_adv, d_loss, weight, logits_real.detach().mean(), logits_fake.detach().mean()
         )

@@ -35,6 +35,8 @@ class VQConfig(PhaseConfig):
     disc_layers: int = 3
     adaptive_weight: bool = True
     codebook_weight: float = 1.0  # codebook + commitment terms
+    chroma_weight: float = 0.0  # L1 of Cb/Cr averaged over chroma_block² pixels (colour cast); 0 = off
+    chroma_block: int = 4
     grad_clip: float | None = None  # clip the norm of all gradients (both groups together)
     image_every: int = 500  # batches between training reconstruction grids
 
@@ -79,6 +81,8 @@ class VQCodebook(PhaseModule):
             c.disc_channels,
             c.disc_layers,
             c.adaptive_weight,
+            chroma_weight=c.chroma_weight,
+            chroma_block=c.chroma_block,
         )
         self._coder = None
 
@@ -115,6 +119,7 @@ class VQCodebook(PhaseModule):
             {
                 "loss": loss,
                 "l1": terms.rec,
+                "chroma": terms.chroma if self.c.chroma_weight > 0 else None,
                 "lpips": terms.perceptual
                 if self.loss.perceptual is not None
                 else None,  # loss term (maybe random trunk)

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from hdc_lightning.evaluation.diagnostics import border_errors, border_ratio, chroma_error
+from hdc_lightning.evaluation.diagnostics import border_errors, border_ratio, chroma_error, probe_r2
 
 
 def test_border_errors_split_frame_and_interior():
@@ -25,3 +25,15 @@ def test_chroma_error_sees_a_colour_cast_not_a_brightness_change():
     red_cast[:, 0] += 0.1
     assert chroma_error(ref, grey_shift) == pytest.approx(0.0, abs=1e-4)
     assert chroma_error(ref, red_cast) == pytest.approx((0.168736 + 0.5) / 2 * 0.1 * 255, rel=1e-4)
+
+
+def test_probe_r2_tells_a_linear_signal_from_noise():
+    g = torch.Generator().manual_seed(1)
+    features = torch.randn(400, 6, generator=g)
+    carried = features @ torch.randn(6, 1, generator=g) + 0.5  # exactly linear
+    dropped = torch.randn(400, 1, generator=g)  # independent of the features
+    r2 = probe_r2(features, torch.cat([carried, dropped], 1))
+    assert r2[0] == pytest.approx(1.0, abs=1e-6)
+    assert r2[1] < 0.1
+    with pytest.raises(ValueError, match="at least 8"):
+        probe_r2(features[:4], carried[:4])

@@ -1,9 +1,9 @@
 """An in-memory DataModule of smooth colour fields and a tiny config for the VQ phase tests.
 
-Run as a module from the repository root (``python -m tests.helpers.vq_toy ROOT``) it
-trains the ``vq`` phase for two batches under 2-process CPU DDP (Lightning re-launches the
-same module for rank 1) and writes each rank's parameter checksum and step to
-``ROOT/rank<r>.json``.
+Run as a module from the repository root (``python -m tests.helpers.vq_toy ROOT
+[OVERRIDE ...]``) it trains the ``vq`` phase for two batches under 2-process CPU DDP
+(Lightning re-launches the same module for rank 1) and writes each rank's checksum of
+parameters and buffers and its step to ``ROOT/rank<r>.json``.
 """
 
 from __future__ import annotations
@@ -71,13 +71,14 @@ def run(cfg: dict, ckpt_path: str | None = None, **data_kw) -> tuple[L.Trainer, 
     return trainer, phase
 
 
-def main(root: str) -> None:
-    cfg = toy_cfg(root, "trainer.devices=2", "trainer.strategy=ddp", "model.args.restart_after=1")
+def main(root: str, *overrides: str) -> None:
+    cfg = toy_cfg(root, "trainer.devices=2", "trainer.strategy=ddp", "model.args.restart_after=1", *overrides)
     trainer, phase = run(cfg)
-    checksum = float(sum(p.detach().double().sum() for p in phase.parameters()))
+    tensors = [*phase.parameters(), *(b for b in phase.buffers() if b.is_floating_point())]
+    checksum = float(sum(t.detach().double().sum() for t in tensors))
     out = {"step": trainer.global_step, "checksum": checksum, "world": trainer.world_size}
     (Path(root) / f"rank{trainer.global_rank}.json").write_text(json.dumps(out))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:])

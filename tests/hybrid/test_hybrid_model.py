@@ -30,6 +30,7 @@ def test_parts_follow_the_vq_and_the_extractor():
         ({"parts": {"vq": {"presets": "tiny"}}}, "unknown keys presets"),
         ({"parts": {"vq": 3}}, "model.args.parts.vq"),
         ({"parts": {"vq": {"args": {"nope": 1}}}}, "model.args.parts.vq.args.nope"),
+        ({"parts": {"vq": {"args": {"ch_mult": [1, 1, 2, 4]}}}}, "model.args.parts.vq: the hybrid needs an f16 VQ"),
     ],
 )
 def test_bad_specs_name_the_key(args, message):

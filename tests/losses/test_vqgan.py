@@ -1,5 +1,6 @@
 """VQGAN loss: each parameter set gets only its own gradient; guarded adaptive weight."""
 
+import pytest
 import torch
 from torch import nn
 
@@ -61,3 +62,25 @@ def test_adaptive_weight_is_finite_under_bf16_and_zero_when_adv_grad_vanishes():
     rec = (w * 2).sum()
     assert float(adaptive_weight(rec, (w * 0).sum(), w)) == 0.0  # no adversarial gradient: no weight
     assert float(adaptive_weight(rec, (w * float("nan")).sum(), w)) == 0.0
+
+
+def test_chroma_term_prices_a_colour_cast_that_leaves_luminance_alone():
+    """A grey-for-red swap of equal luma: the chroma term sees it, is 0 on equal colour, off by default."""
+    from hdc_lightning.colour import block_chroma
+
+    gen, loss = setup(disc_start=100, chroma_weight=2.0)
+    red = torch.zeros(1, 3, 16, 16)
+    red[:, 0] = 0.8
+    luma = 0.299 * 0.8
+    grey = torch.full((1, 3, 16, 16), luma)  # same Y, no chroma
+    assert float(loss(red, red, step=0, last_layer=None).chroma) == 0.0
+    out = loss(red, grey, step=0, last_layer=None)
+    expected = (block_chroma(red, 4) - block_chroma(grey, 4)).abs().mean()
+    assert float(out.chroma) == pytest.approx(float(expected)) and float(out.chroma) > 0.1
+    assert float(out.loss) == pytest.approx(float(out.rec + 2.0 * out.chroma))
+    # The gradient reaches the generator through the term.
+    x = torch.rand(1, 3, 16, 16)
+    loss(x, gen(x), step=0, last_layer=None).chroma.backward()
+    assert gen.conv.weight.grad.abs().sum() > 0
+    _, plain = setup(disc_start=100)
+    assert float(plain(red, grey, step=0, last_layer=None).chroma) == 0.0

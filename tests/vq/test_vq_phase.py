@@ -68,11 +68,13 @@ def test_bf16_autocast_steps_stay_finite(tmp_path):
 
 
 @pytest.mark.ddp
-def test_gan_step_under_two_process_cpu_ddp(tmp_path):
-    """No unused-parameter error without find_unused_parameters; ranks stay in sync (codebook restarts included)."""
+@pytest.mark.parametrize("update", ["grad", "ema"])
+def test_gan_step_under_two_process_cpu_ddp(tmp_path, update):
+    """No unused-parameter error without find_unused_parameters; ranks stay in sync (codebook
+    restarts and, for the EMA codebook, its averages included)."""
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
     proc = subprocess.run(
-        [sys.executable, "-m", "tests.helpers.vq_toy", str(tmp_path)],
+        [sys.executable, "-m", "tests.helpers.vq_toy", str(tmp_path), f"model.args.codebook_update={update}"],
         cwd=REPO,
         env=env,
         capture_output=True,

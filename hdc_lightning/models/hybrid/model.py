@@ -131,6 +131,12 @@ class HDCModel(HybridCoding, nn.Module):
 
         self.lic = make("lic")
         self.vq = make("vq")
+        if self.vq.downsample != TOKEN:
+            # The masks, T's conditioning and the correction work on the f16 grid of the LIC's
+            # latent; an f8 VQ (docs/vq.md) is a VQ-stage option until they follow the VQ grid.
+            raise ConfigError(
+                f"model.args.parts.vq: the hybrid needs an f{TOKEN} VQ (5 ch_mult levels), got f{self.vq.downsample}"
+            )
         dim = 0
         if self.drv_names:
             self.extractor = make("extractor", names=self.drv_names)

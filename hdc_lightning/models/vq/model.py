@@ -82,13 +82,23 @@ class VQModel(nn.Module):
         restart_after: int = 200,
         attn_lowest: bool = True,
         padding_mode: str = "zeros",
+        codebook_update: str = "grad",
+        ema_decay: float = 0.99,
     ):
         super().__init__()
         ch_mult = tuple(int(m) for m in ch_mult)
         self.codebook_size, self.code_dim = codebook_size, code_dim
         self.downsample = 2 ** (len(ch_mult) - 1)
         self.g_a = Encoder(ch, ch_mult, num_res_blocks, code_dim, attn_lowest, padding_mode)
-        self.quantizer = CosineQuantizer(codebook_size, code_dim, lookup_dim, beta, restart_after)
+        self.quantizer = CosineQuantizer(
+            codebook_size,
+            code_dim,
+            lookup_dim,
+            beta,
+            restart_after,
+            codebook_update=codebook_update,
+            ema_decay=ema_decay,
+        )
         self.post_quant = nn.Conv2d(code_dim, code_dim, 1)
         self.g_s = Decoder(ch, ch_mult, num_res_blocks, code_dim, attn_lowest, padding_mode)
         self.prior = IndexPrior(codebook_size)
@@ -125,6 +135,12 @@ class VQModel(nn.Module):
     def decode(self, z_q: torch.Tensor) -> torch.Tensor:
         """Quantised (or corrected) latent → image, about [0, 1] (clamp before saving)."""
         return (self.g_s(self.post_quant(z_q)) + 1) / 2
+
+    def reconstruct_unquantised(self, x: torch.Tensor) -> torch.Tensor:
+        """Images → the decoder's output from the encoder's latent *without* the codebook (a
+        diagnostic: how much of the error is the codebook's)."""
+        self._check(x)
+        return self.decode(self.quantizer.unquantised(self.g_a(x * 2 - 1)))
 
     def decode_indices(self, indices: torch.Tensor) -> torch.Tensor:
         return self.decode(self.embed(indices))
