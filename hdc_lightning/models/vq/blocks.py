@@ -6,8 +6,8 @@ halves the resolution, so ``len(ch_mult) = 5`` gives the f16 token grid of the p
 ``padding_mode`` applies to every 3×3 conv and to the encoder's down-sampling pad. VQGAN
 pads with zeros, which tells every conv where the image edge is; on small training crops
 (a 128² crop is 8×8 tokens, most of them near an edge) ``"replicate"`` keeps the frame's
-statistics those of the interior. Whether zero padding causes the striped border band seen
-on Kodak is not settled yet (docs/vq.md); the `small` preset uses ``"replicate"``.
+statistics those of the interior. Neither causes the border band seen on Kodak: both code the
+frame of a picture as well alone as inside it (docs/vq.md); the `small` preset uses ``"replicate"``.
 """
 
 from __future__ import annotations
