@@ -18,7 +18,8 @@ steps), then measures every final model on all of ``--data``:
 * ``kodim01`` (the first image) reconstructed by each variant into ``recon_<variant>_<steps>.png``,
   and a corner of it by all variants of the call side by side into ``recon_all_<steps>.png``.
 
-Rerun with more ``--steps`` to extend a finished study: each run resumes from its checkpoint.
+``--run NAME=DIR`` adds a VQ trained elsewhere (the pipeline's ``vq`` stage, say) to the
+table, measured the same way. Rerun with more ``--steps`` to extend a finished study: each run resumes from its checkpoint.
 Measurements are kept in ``--out`` (``measure_<variant>_<steps>_<images>.json``), so adding a
 variant to a finished study measures only the new one.
 
@@ -82,6 +83,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--every", type=int, default=150, help="validation interval (steps)")
     p.add_argument("--val-images", type=int, default=4)
     p.add_argument("--variants", default=",".join(VARIANTS))
+    p.add_argument(
+        "--run",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="also measure a finished VQ run folder (a `hdc fit` or pipeline stage run; not trained here)",
+    )
     p.add_argument("--root", default="runs/vq-study")
     p.add_argument("-o", "--out", default="results/vq_study")
     return p.parse_args(argv)
@@ -192,7 +200,8 @@ def figure(all_curves: dict, minutes: dict, out: Path) -> None:
         for ax, tag in zip(axes, ("val/psnr", "val/lpips")):
             if tag in c:
                 steps, values = zip(*c[tag])
-                ax.plot(steps, values, marker="o", label=f"{name} ({minutes[name]:.0f} CPU-min)")
+                label = f"{name} ({minutes[name]:.0f} CPU-min)" if minutes[name] else name
+                ax.plot(steps, values, marker="o", label=label)
     for ax, label in zip(axes, ("PSNR (dB)", "LPIPS-alex (lower is better)")):
         ax.set_xlabel("training steps (batch 4, 128² crops)")
         ax.set_ylabel(label)
@@ -220,11 +229,20 @@ def main(argv=None) -> int:
     timing_file = out / "wall_seconds.json"
     wall = json.loads(timing_file.read_text()) if timing_file.is_file() else {}
     report, all_curves = {}, {}
-    for name in args.variants.split(","):
-        seconds = train(name, args, val_dir)
-        wall[name] = wall.get(name, 0.0) + seconds  # an extended run adds its new segment
-        timing_file.write_text(json.dumps(wall))
-        run = Path(args.root) / name
+    runs = {}
+    for item in args.run:
+        name, sep, folder = item.partition("=")
+        if not sep or not (Path(folder) / "checkpoints" / "last.ckpt").is_file():
+            sys.exit(f"vq_study: error: --run {item}: expected NAME=DIR with DIR/checkpoints/last.ckpt")
+        runs[name] = Path(folder)
+    for name in [v for v in args.variants.split(",") if v] + list(runs):
+        if name in runs:
+            run = runs[name]
+        else:
+            seconds = train(name, args, val_dir)
+            wall[name] = wall.get(name, 0.0) + seconds  # an extended run adds its new segment
+            timing_file.write_text(json.dumps(wall))
+            run = Path(args.root) / name
         # A measurement is kept beside the figure: a later call with more variants reuses it
         # (same step count, same images).
         cache = out / f"measure_{name}_{args.steps}_{len(images)}.json"
@@ -241,7 +259,7 @@ def main(argv=None) -> int:
                 [images[0][1], rec], [images[0][0], f"{name}, {args.steps} steps: {report[name]['psnr-rgb']:.1f} dB"]
             ).save(out / f"recon_{name}_{args.steps}.png")
             write_image(out / f"rec_{name}_{args.steps}.png", rec)
-        report[name]["train_wall_minutes"] = wall[name] / 60
+        report[name]["train_wall_minutes"] = wall.get(name, 0.0) / 60  # 0: a --run trained elsewhere
         all_curves[name] = curves(run)
     figure(all_curves, {n: report[n]["train_wall_minutes"] for n in report}, out)
     # The first image by every variant of this call, one panel each (a 384x256 corner).
