@@ -11,7 +11,7 @@ steps), then measures every final model on all of ``--data``:
   of the picture cropped by 32 px, coded alone over coded inside the whole picture: ≈ 1 when
   the codec has no edge artefact), the chroma error (Cb/Cr of 16-px block means, ×255), and
   PSNR and chroma error of the same encoder and decoder *without* the codebook
-  (``VQModel.reconstruct_unquantised``: what quantisation itself costs), and how much of each
+  (``CosineQuantizer.unquantised``: what quantisation itself costs), and how much of each
   token's mean Y, Cb and Cr a linear map of its lookup vector explains (held-out R² over all
   tokens of ``--data``, ``diagnostics.probe_r2``: whether the latent carries colour at all);
 * the learning curves (val PSNR and LPIPS against steps and CPU minutes) into ``curves.png``;
@@ -51,7 +51,7 @@ from hdc_lightning.colour import block_ycbcr
 from hdc_lightning.data.images import list_images
 from hdc_lightning.errors import HDCError
 from hdc_lightning.evaluation.diagnostics import border_errors, chroma_error, frame_effect, probe_r2
-from hdc_lightning.evaluation.metrics import MetricSuite
+from hdc_lightning.evaluation.metrics import MetricSuite, psnr_rgb
 from hdc_lightning.evaluation.side_by_side import side_by_side
 from hdc_lightning.models.lic import pad_image
 
@@ -139,23 +139,14 @@ def curves(run: Path) -> dict[str, list[tuple[int, float]]]:
     }
 
 
-def load(run: Path) -> torch.nn.Module:
-    path = run / "checkpoints" / "last.ckpt"
-    ckpt = safe_load(path)
-    return _load_model(ckpt, dict(checkpoint_config(ckpt, path)["model"]), str(path)).eval()
-
-
-def coder(model: torch.nn.Module):
-    def code(y: torch.Tensor) -> torch.Tensor:  # [B,3,H,W] of any size: padded to the token grid, cropped back
-        return model(pad_image(y, model.downsample)).x_hat[..., : y.shape[-2], : y.shape[-1]]
-
-    return code
-
-
 @torch.no_grad()
 def measure(run: Path, images, suite: MetricSuite) -> tuple[dict, torch.Tensor]:
-    model = load(run)
-    code = coder(model)
+    path = run / "checkpoints" / "last.ckpt"
+    ckpt = safe_load(path)
+    model = _load_model(ckpt, dict(checkpoint_config(ckpt, path)["model"]), str(path)).eval()
+
+    def code(y: torch.Tensor) -> torch.Tensor:  # [B,3,H,W] of any size: padded to the token grid, cropped back
+        return model(pad_image(y, model.downsample)).x_hat[..., : y.shape[-2], : y.shape[-1]]
 
     rows, first, lookups, means = [], None, [], []
     for _, x in images:
@@ -164,17 +155,17 @@ def measure(run: Path, images, suite: MetricSuite) -> tuple[dict, torch.Tensor]:
         edge, inner = border_errors(x, rec, 32)
         # The same frame coded alone vs inside the whole picture: content held fixed.
         effect = frame_effect(code, x, margin=32, band=16, whole=rec)
+        padded = pad_image(x[None], model.downsample)
+        z_e = model.g_a(padded * 2 - 1)
         # The same encoder and decoder without the codebook: what quantisation costs.
-        cont = model.reconstruct_unquantised(pad_image(x[None], model.downsample))[0, :, : x.shape[-2], : x.shape[-1]]
-        cont = cont.clamp(0, 1)
+        cont = model.decode(model.quantizer.unquantised(z_e))[0, :, : x.shape[-2], : x.shape[-1]].clamp(0, 1)
         # Does the latent carry colour? Lookup vectors against each token's mean Y/Cb/Cr.
-        vectors = model.quantizer.lookup(model.g_a(pad_image(x[None], model.downsample) * 2 - 1))[0]
-        lookups.append(vectors[0].flatten(0, 1))
-        means.append(block_ycbcr(pad_image(x[None], model.downsample), model.downsample)[0].flatten(1).t())
+        lookups.append(model.quantizer.lookup(z_e)[0][0].flatten(0, 1))
+        means.append(block_ycbcr(padded, model.downsample)[0].flatten(1).t())
         rows.append(
             {
                 **suite(x, rec),
-                "psnr_unquantised": float(-10 * torch.log10(((cont - x) ** 2).mean())),
+                "psnr_unquantised": psnr_rgb(x, cont),
                 "chroma_unquantised": chroma_error(x, cont),
                 "border_mae": edge,
                 "interior_mae": inner,
@@ -248,10 +239,6 @@ def main(argv=None) -> int:
         cache = out / f"measure_{name}_{args.steps}_{len(images)}.json"
         if cache.is_file():
             report[name] = json.loads(cache.read_text())
-            if not (out / f"rec_{name}_{args.steps}.png").is_file():  # cached before panels were kept
-                with torch.no_grad():
-                    rec = coder(load(run))(images[0][1][None])[0].clamp(0, 1)
-                write_image(out / f"rec_{name}_{args.steps}.png", rec)
         else:
             report[name], rec = measure(run, images, suite)
             cache.write_text(json.dumps(report[name]))

@@ -136,12 +136,6 @@ class VQModel(nn.Module):
         """Quantised (or corrected) latent → image, about [0, 1] (clamp before saving)."""
         return (self.g_s(self.post_quant(z_q)) + 1) / 2
 
-    def reconstruct_unquantised(self, x: torch.Tensor) -> torch.Tensor:
-        """Images → the decoder's output from the encoder's latent *without* the codebook (a
-        diagnostic: how much of the error is the codebook's)."""
-        self._check(x)
-        return self.decode(self.quantizer.unquantised(self.g_a(x * 2 - 1)))
-
     def decode_indices(self, indices: torch.Tensor) -> torch.Tensor:
         return self.decode(self.embed(indices))
 
