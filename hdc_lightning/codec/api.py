@@ -14,8 +14,10 @@ a phase keeps its codec model at ``self.model``, so its weights sit under ``mode
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol, runtime_checkable
@@ -119,12 +121,12 @@ def _load_model(ckpt: dict, spec: dict, path: str) -> nn.Module:
     state = {k[len(STATE_PREFIX) :]: v for k, v in state.items() if k.startswith(STATE_PREFIX)}
     if not state:
         raise CheckpointError(f"{path}: no weights under '{STATE_PREFIX}'")
-    # What an export leaves out: the entropy tables (update(force=True) rebuilds them after
-    # loading) and training-only parts (zeros, so the model id does not depend on init).
+    # Training-only parts an export leaves out are zeros (the model id does not depend on
+    # their init); entropy tables a file lacks stay empty and are built by load_codec.
     skipped = getattr(model, "TRAINING_ONLY", ())
     for key, value in model.state_dict().items():
-        if key not in state and (_derived(key) or key.startswith(skipped)):
-            state[key] = value if _derived(key) else torch.zeros_like(value)
+        if key not in state and (_table(key) or key.startswith(skipped)):
+            state[key] = value if _table(key) else torch.zeros_like(value)
     resize_entropy_buffers(model, state)
     try:
         model.load_state_dict(state, strict=True)
@@ -136,38 +138,57 @@ def _load_model(ckpt: dict, spec: dict, path: str) -> nn.Module:
     return model
 
 
-# Entropy-coder tables that ``update(force=True)`` rebuilds from the weights at every load:
-# exported files leave them out (a quarter of the shipped model's size).
-DERIVED_TABLES = ("._quantized_cdf", "._cdf_length", "._offset")
+# The integer CDF tables of the LIC's entropy models, their scale table included: stored
+# with the weights and never recomputed at load, so every machine codes with the same ones.
+TABLES = ("._quantized_cdf", "._cdf_length", "._offset", ".scale_table")
 
 
-def _derived(key: str) -> bool:
-    return key.endswith(DERIVED_TABLES)
+def _table(key: str) -> bool:
+    return key.endswith(TABLES)
+
+
+def has_tables(model: nn.Module) -> bool:
+    """True when every entropy model under ``model`` holds its CDF tables."""
+    from compressai.entropy_models import EntropyModel
+
+    return all(m._offset.numel() > 0 for m in model.modules() if isinstance(m, EntropyModel))
+
+
+def table_bytes(model: nn.Module) -> int:
+    """Bytes the stored entropy tables take (what shipping them costs in a model file)."""
+    return sum(t.numel() * t.element_size() for k, t in model.state_dict().items() if _table(k))
 
 
 def export_checkpoint(model: nn.Module, spec: dict, path: str, half: bool = False) -> None:
     """Write a weights-only checkpoint ``load_codec`` accepts (no optimizer state).
 
     ``spec`` is the model's config spec ``{name, preset, args}``. ``half=True`` stores float
-    tensors as float16 (half the file; they load back into the float32 model).
+    weights as float16 (half the file; they load back into the float32 model). The
+    entropy tables are rebuilt from the weights exactly as stored (after any float16
+    rounding) and written with them, in their own integer/float32 types.
     """
     from hdc_lightning.checkpoints import atomic_torch_save
 
-    def keep(v: torch.Tensor) -> torch.Tensor:
-        v = v.detach().cpu()
-        return v.half() if half and v.is_floating_point() else v
+    model = copy.deepcopy(model).cpu()
+    skipped = getattr(model, "TRAINING_ONLY", ())
+    with torch.no_grad():
+        if half:
+            for k, v in model.state_dict().items():
+                if v.is_floating_point() and not _table(k):
+                    v.copy_(v.half().float())
+        model.update(force=True)
 
-    state = {
-        f"{STATE_PREFIX}{k}": keep(v)
-        for k, v in model.state_dict().items()
-        if not (_derived(k) or k.startswith(getattr(model, "TRAINING_ONLY", ())))
-    }
+    def keep(k: str, v: torch.Tensor) -> torch.Tensor:
+        v = v.detach().cpu()
+        return v.half() if half and v.is_floating_point() and not _table(k) else v
+
+    state = {f"{STATE_PREFIX}{k}": keep(k, v) for k, v in model.state_dict().items() if not k.startswith(skipped)}
     spec = {"name": spec.get("name"), "preset": spec.get("preset"), "args": dict(spec.get("args") or {})}
     atomic_torch_save({"state_dict": state, "hyper_parameters": {"cfg": {"model": spec}}}, path)
 
 
 def load_codec(ckpt_path: str, **options: Any) -> ImageCodec:
-    """Rebuild the checkpoint's model, load its weights, ``update(force=True)``, wrap it.
+    """Rebuild the checkpoint's model, load its weights and stored entropy tables, wrap it.
 
     ``ckpt_path`` is a checkpoint file or the name of a shipped model (``"small"``, see
     :mod:`hdc_lightning.pretrained`). ``options`` go to the codec's constructor (e.g. ``device``).
@@ -184,7 +205,15 @@ def load_codec(ckpt_path: str, **options: Any) -> ImageCodec:
             f"{path}: holds model '{name}', which has no codec; codecs exist for: {', '.join(codec_names())}"
         )
     model = _load_model(ckpt, spec, path).eval()
-    with torch.no_grad():
-        model.update(force=True)  # CDF tables from these weights, computed on the CPU
+    if not has_tables(model):
+        # A checkpoint saved before any update() (or exported before format 2): tables built
+        # here, in floats. The id covers them, so another CPU refuses such files, never misreads them.
+        warnings.warn(
+            f"{path}: stores no entropy tables; built them on this machine, so files it writes may be "
+            "refused on another CPU (`hdc export` stores them)",
+            stacklevel=2,
+        )
+        with torch.no_grad():
+            model.update(force=True)
     model_id = ModelId(str(name), spec.get("preset"), fingerprint(model, spec))
     return _CODECS[name](model, model_id, **options)

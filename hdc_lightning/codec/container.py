@@ -1,6 +1,6 @@
 """The versioned ``.hdc`` container shared by every codec (LIC-only, hybrid).
 
-Layout (format version 1; integers little-endian, ``varint`` = unsigned LEB128)::
+Layout (format version 2; integers little-endian, ``varint`` = unsigned LEB128)::
 
     field            size        meaning
     magic            3           b"HDC"
@@ -30,7 +30,12 @@ from dataclasses import dataclass
 from hdc_lightning.errors import BitstreamError
 
 MAGIC = b"HDC"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Why each older version is refused (one line each).
+RETIRED_VERSIONS = {
+    1: "its entropy parameters were computed in floats and its CDF tables rebuilt at load, so it "
+    "decodes only on the CPU that wrote it; decode it with that hdc release or re-encode the original",
+}
 MODEL_ID_BYTES = 8
 CRC_BYTES = 4
 
@@ -177,6 +182,8 @@ def unpack(data: bytes | bytearray | memoryview, limits: Limits = Limits(), sour
     if n < MIN_FILE_BYTES:
         raise BitstreamError(f"{source}: truncated ({n} bytes, an .hdc file has at least {MIN_FILE_BYTES})")
     version = view[len(MAGIC)]
+    if version in RETIRED_VERSIONS:
+        raise BitstreamError(f"{source}: format version {version}: {RETIRED_VERSIONS[version]}")
     if version != FORMAT_VERSION:
         raise BitstreamError(f"{source}: format version {version}, this reader supports version {FORMAT_VERSION}")
     body_end = n - CRC_BYTES

@@ -8,6 +8,7 @@ import zlib
 import pytest
 
 from hdc_lightning.codec.container import (
+    FORMAT_VERSION,
     MAX_PIXELS,
     MAX_SIDE,
     MIN_FILE_BYTES,
@@ -69,7 +70,9 @@ def test_foreign_files(blob):
     assert "not an .hdc file" in _error(blob) or "truncated" in _error(blob)
 
 
-def _forge(height: int, width: int, count: int = 2, lengths=(3,), params_len: int = 0, version: int = 1) -> bytes:
+def _forge(
+    height: int, width: int, count: int = 2, lengths=(3,), params_len: int = 0, version: int = FORMAT_VERSION
+) -> bytes:
     from hdc_lightning.codec.container import _varint
 
     body = b"HDC" + bytes((version, 1)) + ID + _varint(height) + _varint(width) + _varint(params_len)
@@ -86,7 +89,12 @@ def test_forged_headers_fail_before_allocation():
     assert "only 8 present" in _error(_forge(64, 64, lengths=(1 << 30,)))
     assert "parameter bytes" in _error(_forge(64, 64, params_len=1 << 20))
     assert "format version 9" in _error(_forge(64, 64, version=9))
-    assert "longer than" in _error(_reseal(b"HDC\x01\x01" + ID + b"\xff" * 12))
+    assert "longer than" in _error(_reseal(b"HDC" + bytes((FORMAT_VERSION, 1)) + ID + b"\xff" * 12))
+
+
+def test_files_of_the_float_format_are_refused_with_the_reason():
+    err = _error(_forge(64, 64, version=1))
+    assert "format version 1:" in err and "re-encode" in err and "\n" not in err
 
 
 def test_reader_limits_are_configurable():

@@ -1,18 +1,10 @@
-"""The LIC-only codec: real files, determinism (golden md5), and refusal of wrong inputs.
+"""The LIC-only codec: real files, determinism, and refusal of wrong inputs.
 
-Golden stream: ``expected/lic_tiny_seed0.md5`` is the md5 of the .hdc file of
-``synthetic_image(96, 128, seed=None)`` coded by the tiny preset initialised with ``torch.manual_seed(0)``.
-It changes only when the format, the model, compressai's coder or torch's init change;
-regenerate it on purpose with::
-
-    HDC_UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/codec/test_lic_codec.py -k golden
+Files pinned across machines are the shipped models' (test_golden_files.py): a random-init
+model's tables are built on the machine that loads it, so its bytes are this CPU's only.
 """
 
 from __future__ import annotations
-
-import hashlib
-import os
-from pathlib import Path
 
 import pytest
 import torch
@@ -22,8 +14,6 @@ from hdc_lightning.codec.container import pack
 from hdc_lightning.errors import BitstreamError, CheckpointError, DataError
 from tests.helpers.images import synthetic_image
 from tests.helpers.models import tiny_model
-
-GOLDEN = Path(__file__).parent / "expected" / "lic_tiny_seed0.md5"
 
 
 def test_encode_decode_round_trip(tiny_codec):
@@ -41,18 +31,13 @@ def test_encode_decode_round_trip(tiny_codec):
     assert torch.equal(decoded.image, ref)
 
 
-def test_same_image_same_bytes_golden_md5(tiny_codec, tmp_path):
+def test_same_image_same_bytes(tiny_codec, tmp_path):
     image = synthetic_image(96, 128, seed=None)
     data = tiny_codec.encode(image)
     assert tiny_codec.encode(image) == data
     again = tmp_path / "again.ckpt"  # the same seeded weights, exported and loaded again
     export_checkpoint(*tiny_model("lic", seed=0), str(again))
     assert load_codec(str(again)).encode(image) == data
-    md5 = hashlib.md5(data).hexdigest()
-    if os.environ.get("HDC_UPDATE_GOLDEN"):
-        GOLDEN.write_text(md5 + "\n")
-    assert GOLDEN.is_file(), f"{GOLDEN} missing; create it with HDC_UPDATE_GOLDEN=1"
-    assert md5 == GOLDEN.read_text().strip(), "tiny-preset stream changed; see this file's docstring"
 
 
 def test_file_from_other_weights_names_both_ids(tiny_codec, other_ckpt):

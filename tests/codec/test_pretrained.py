@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 import sys
 
@@ -14,10 +13,6 @@ from hdc_lightning.codec import load_codec
 from hdc_lightning.errors import CheckpointError
 from tests.helpers.images import synthetic_image
 
-# md5 of the .hdc file of synthetic_image(96, 128, seed=3) coded by the shipped model (mask auto).
-# It changes only with a retrained model, the format, compressai's coder or torch's kernels.
-GOLDEN_MD5 = "a27fbce936b30e9c2a32f145fa5b110b"
-
 
 @pytest.fixture(scope="module")
 def small():
@@ -26,18 +21,19 @@ def small():
 
 def test_shipped_model_is_weights_only_and_small_enough():
     path = pretrained.weights_path("small")
-    assert path.stat().st_size <= 20 * 2**20
+    assert path.stat().st_size <= 25 * 2**20  # float16 weights + the integer entropy tables
     obj = torch.load(path, map_location="cpu", weights_only=True)
     assert set(obj) == {"state_dict", "hyper_parameters"}
     assert obj["hyper_parameters"]["cfg"]["model"]["preset"] == "small"
     assert pretrained.card_path("small").is_file()
 
 
-def test_round_trip_is_deterministic_and_pinned(small):
+def test_round_trip_is_deterministic(small):
+    # What every machine must decode alike is pinned in test_golden_files.py; the bytes an
+    # encoder writes depend on its CPU's analysis transform, so they are not pinned.
     image = synthetic_image(96, 128, seed=3)
     data = small.encode(image)
     assert data == small.encode(image)
-    assert hashlib.md5(data).hexdigest() == GOLDEN_MD5
     a, b = small.decode(data), small.decode(data)
     assert torch.equal(a.image, b.image) and a.image.shape == image.shape
     fidelity = small.decode(data, output="fidelity").image

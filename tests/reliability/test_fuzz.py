@@ -30,7 +30,7 @@ import pytest
 import torch
 
 from hdc_lightning.codec import load_codec, unpack
-from hdc_lightning.codec.container import CRC_BYTES, MAGIC, MAX_PIXELS, MAX_SIDE, MAX_STREAMS, Limits
+from hdc_lightning.codec.container import CRC_BYTES, FORMAT_VERSION, MAGIC, MAX_PIXELS, MAX_SIDE, MAX_STREAMS, Limits
 from hdc_lightning.errors import BitstreamError
 from tests.helpers.images import synthetic_image
 from tests.helpers.models import TINY_LIC_SPEC, random_init_checkpoint
@@ -120,7 +120,7 @@ class Fields:
     width: int
     params: bytes
     streams: list[bytes]
-    version: int = 1
+    version: int = FORMAT_VERSION
     count: int | None = None  # stream count byte (default: len(streams))
     lengths: list[int] | None = None  # declared lengths (default: the real ones)
     params_len: int | None = None
@@ -230,7 +230,7 @@ class Mutator:
         elif what == "kind":
             f.kind = rng.randrange(256)
         elif what == "version":
-            f.version = rng.choice((0, 2, 255))
+            f.version = rng.choice((0, 1, FORMAT_VERSION + 1, 255))
         elif what == "model_id":
             f.model_id = bytes(b ^ (1 << rng.randrange(8)) if i == 0 else b for i, b in enumerate(f.model_id))
         elif what == "params":

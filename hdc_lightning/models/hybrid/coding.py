@@ -65,6 +65,7 @@ class HDCDecoded(NamedTuple):
     x_tilde: Tensor | None  # [1, 3, H, W] perceptual output in [0, 1] (None for output="fidelity")
     x_hat_lic: Tensor  # [1, 3, H, W] fidelity output in [0, 1]
     x_hat: Tensor  # [1, 3, H, W] base LIC reconstruction in [0, 1]
+    y_hat: Tensor  # [1, M, h, w] the LIC's decoded latent (symbols + means, exact on every machine)
     drvs: DRVs  # the sampled DRVs
     d_hat: Tensor | None  # [1, h, w] completed index map
     sent: Tensor | None  # bool [h, w]
@@ -134,7 +135,8 @@ class HybridCoding:
         dev = self._device()
         seed = self.drv_seed if seed is None else int(seed)
         with _timed(timings, "lic", dev):
-            x_hat = self.lic.decompress([[bytes(s)] for s in lic_strings], (h, w)).x_hat.to(dev).clamp(0, 1)
+            lic = self.lic.decompress([[bytes(s)] for s in lic_strings], (h, w))
+            x_hat = lic.x_hat.to(dev).clamp(0, 1)
         xp_hat = pad_image(x_hat, TOKEN)
         with _timed(timings, "drv", dev):
             drvs = self.sample_drvs(xp_hat, seed)
@@ -146,11 +148,11 @@ class HybridCoding:
             received = None if output == "fidelity" else self.vq.index_coder().decode_indices(indices, (gh, gw), sent)
         fidelity = x_hat_lic[..., :h, :w].clamp(0, 1)
         if output == "fidelity":
-            return HDCDecoded(None, fidelity, x_hat, drvs, None, sent, sched)
+            return HDCDecoded(None, fidelity, x_hat, lic.y_hat, drvs, None, sent, sched)
         with _timed(timings, "predictor", dev):
             d_hat = self.predictor.decode(received[None].to(dev), sent[None].to(dev), x_hat_lic, drvs.v_P, steps)
         x_tilde = self._decode_latent(d_hat, x_hat_lic, drvs, timings, dev)
-        return HDCDecoded(x_tilde[..., :h, :w].clamp(0, 1), fidelity, x_hat, drvs, d_hat, sent, sched)
+        return HDCDecoded(x_tilde[..., :h, :w].clamp(0, 1), fidelity, x_hat, lic.y_hat, drvs, d_hat, sent, sched)
 
     def _decode_latent(self, d_hat: Tensor, x_hat_lic: Tensor, drvs: DRVs, timings: dict | None, dev) -> Tensor:
         with _timed(timings, "correction", dev):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -16,6 +15,7 @@ from torch import Tensor
 
 from hdc_lightning.models.lic.coder import SharedDecoder, SharedEncoder, shared_stream
 from hdc_lightning.models.lic.context import build_latent_codec
+from hdc_lightning.models.lic.exact import exact_latent_codec
 from hdc_lightning.models.lic.transforms import analysis, synthesis
 from hdc_lightning.registry import register
 
@@ -54,18 +54,9 @@ def pad_image(x: Tensor, multiple: int = PAD_MULTIPLE) -> Tensor:
 
 @contextmanager
 def entropy_side() -> Iterator[None]:
-    """CPU float32 at one intra-op thread: how both ends compute what feeds the coder.
-
-    Some CPU kernels change their last bits with the thread count; a flipped bit in a
-    scale or mean would make the decoder read a different symbol than was written.
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.autocast("cpu", enabled=False):
-            yield
-    finally:
-        torch.set_num_threads(threads)
+    """No autocast while the entropy side runs: its fixed-point nets need float64 as given."""
+    with torch.autocast("cpu", enabled=False):
+        yield
 
 
 def estimated_bits(likelihoods: dict[str, Tensor]) -> Tensor:
@@ -110,9 +101,10 @@ class LIC(CompressionModel):
 
     Inputs are replicate-padded to a multiple of 64 and outputs cropped back.
     ``compress``/``decompress`` run the whole entropy side (h_a, h_s, contexts,
-    parameter nets, coder) on the CPU in float32 with one thread (``entropy_side``),
-    so encoder and decoder compute the same parameters on any machine with the same
-    CPU kernels and torch build; g_a/g_s run wherever the model lives (they never
+    parameter nets, coder) on the CPU in exact fixed-point arithmetic
+    (:mod:`~hdc_lightning.models.lic.exact`), so encoder and decoder compute the same
+    table indices and means on any CPU, thread count or torch kernel set; the CDF tables
+    are state stored with the weights. g_a/g_s run wherever the model lives (they never
     feed the coder's probabilities). All latents of an image go into one rANS stream
     (see :mod:`~hdc_lightning.models.lic.coder`).
 
@@ -168,12 +160,9 @@ class LIC(CompressionModel):
         """Names of the strings ``compress`` returns: one rANS stream holds z and all of y."""
         return ["yz"]
 
-    def _cpu_latent_codec(self):
-        # Whatever feeds the rANS coder is computed on the CPU in float32 at both ends.
-        p = next(self.latent_codec.parameters())
-        if p.device.type == "cpu" and p.dtype == torch.float32:
-            return self.latent_codec
-        return copy.deepcopy(self.latent_codec).to(device="cpu", dtype=torch.float32)
+    def _exact_latent_codec(self):
+        # Built from the current weights at every call: validation codes between optimiser steps.
+        return exact_latent_codec(self.latent_codec)
 
     def _latent_shapes(self, h: int, w: int) -> dict:
         hp, wp = padded_size(h, w)
@@ -190,29 +179,29 @@ class LIC(CompressionModel):
         """Code each image of the batch into one rANS stream (``strings[0][i]`` for image i)."""
         h, w = x.shape[-2:]
         p = next(self.g_a.parameters())
-        y = self.g_a(pad_image(x.to(device=p.device, dtype=p.dtype))).to(device="cpu", dtype=torch.float32)
-        lc = self._cpu_latent_codec()
+        y = self.g_a(pad_image(x.to(device=p.device, dtype=p.dtype))).to(device="cpu", dtype=torch.float64)
+        lc = self._exact_latent_codec()
         streams, y_hats = [], []
         for i in range(y.shape[0]):
             coder = SharedEncoder()
             with entropy_side(), shared_stream(lc, coder):
                 y_hats.append(lc.compress(y[i : i + 1])["y_hat"])
             streams.append(coder.flush())
-        return LICCompressed([streams], (h, w), torch.cat(y_hats))
+        return LICCompressed([streams], (h, w), torch.cat(y_hats).float())
 
     @torch.no_grad()
     def decompress(self, strings: list[list[bytes]], shape: Sequence[int]) -> LICDecoded:
         h, w = int(shape[0]), int(shape[1])
         if len(strings) != len(self.stream_names()):
             raise ValueError(f"expected {len(self.stream_names())} streams, got {len(strings)}")
-        lc = self._cpu_latent_codec()
+        lc = self._exact_latent_codec()
         # compressai's decompress walks the same parts as compress: one (ignored) string each
         placeholders = [[b""]] * (2 * len(self.groups) + 1)
         y_hats = []
         for stream in strings[0]:
             with entropy_side(), shared_stream(lc, SharedDecoder(bytes(stream))):
                 y_hats.append(lc.decompress(placeholders, self._latent_shapes(h, w))["y_hat"])
-        y_hat = torch.cat(y_hats)
+        y_hat = torch.cat(y_hats).float()
         p = next(self.g_s.parameters())
         x_hat = self.g_s(y_hat.to(device=p.device, dtype=p.dtype))[..., :h, :w]
         return LICDecoded(x_hat, y_hat)
