@@ -65,7 +65,7 @@ demo: $(DEMO)/.done weights  ## the shipped `small` codec on a demo photo, then 
 	@echo "demo done: tensorboard --logdir $(DEMO_RUN); results in $(DEMO_RUN)/eval"
 
 # Studies need a folder of evaluation images (Kodak): run them by hand, see docs/benchmarks.md.
-STUDIES := $(addprefix benchmarks/,small_study.py vq_study.py operating_point.py)
+STUDIES := $(addprefix benchmarks/,small_study.py vq_study.py operating_point.py portability.py exact_entropy_cost.py)
 bench: $(STAMP)  ## run every benchmark script that needs no data folder
 	for b in $(filter-out $(STUDIES),$(wildcard benchmarks/*.py)); do echo "== $$b"; $(PY) $$b || exit 1; done
 

@@ -8,7 +8,9 @@ With a CUDA GPU it runs, each part in its own process under a time limit:
      then one validation with real bitstreams (the phase's own validation_step);
   2. ``hdc compress`` of a demo image on the CPU and with ``--device cuda`` (LIC and hybrid
      checkpoints from step 1): same bytes? each file decoded on the CPU and on the GPU;
-  3. a 20-step 1-GPU DDP run (NCCL) of the LIC paper preset, then its resume to 40 steps.
+  3. the committed golden files (tests/codec/golden) decoded on the CPU, on the GPU and on the
+     CPU again: every discrete quantity must equal its pinned md5 (docs/format.md);
+  4. a 20-step 1-GPU DDP run (NCCL) of the LIC paper preset, then its resume to 40 steps.
 Without one it says so and runs the same parts on the tiny presets, 2 steps each, on the
 CPU, so CI exercises the script. Prints a table, writes a JSON, exits 1 unless every
 part passed. Data: the embedded demo data (built with ``hdc demo-data`` when missing).
@@ -158,6 +160,14 @@ def plan(args: argparse.Namespace, gpu: bool, work: Path) -> list[Part]:
             codec_spec,
             lambda r: None if r.get("ckpts") and all(k in r for k in r["ckpts"]) else "a checkpoint was not coded",
         ),
+        Part(
+            "golden",
+            "golden",
+            lambda _: {"device": "cuda" if gpu else "cpu"},
+            lambda r: (
+                None if all(v["same"] for k, v in r.items() if isinstance(v, dict)) else "a decoded quantity differs"
+            ),
+        ),
         Part("ddp", "fit", lambda _: ddp_spec, lambda r: ddp_failure(r, backend, 0, ddp_steps)),
         Part(
             "ddp-resume",
@@ -272,6 +282,14 @@ def codec_rows(r: dict) -> list[str]:
     return rows
 
 
+def golden_rows(r: dict) -> list[str]:
+    return [
+        f"golden {name}: decoded cpu → {r['device']} → cpu, discrete quantities as pinned: {v['same']}"
+        for name, v in r.items()
+        if isinstance(v, dict)
+    ]
+
+
 def ddp_rows(name: str, r: dict) -> list[str]:
     return [
         f"{name:10} world {r.get('world_size')}, {r.get('backend')}, steps {r.get('start_step')}→{r.get('end_step')}, "
@@ -287,6 +305,8 @@ def table(report: dict) -> str:
             rows += phase_rows(name, r, e["status"])
         elif r and name == "codec":
             rows += codec_rows(r)
+        elif r and name == "golden":
+            rows += golden_rows(r)
         elif r:
             rows += ddp_rows(name, r)
         if e["status"] != "ok":

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+REPO = Path(__file__).resolve().parents[1]
+
 MIB = 2**20
 
 
@@ -249,7 +251,27 @@ def part_codec(spec: dict, result_path: str) -> dict:
     return result
 
 
-PARTS = {"fit": part_fit, "codec": part_codec}
+def part_golden(spec: dict, result_path: str) -> dict:
+    """The committed golden files decoded on the CPU, on ``device``, then on the CPU again:
+    every discrete quantity must equal the pinned md5s (tests/codec/golden/expected.json)."""
+    from hdc_lightning.codec import load_codec
+    from hdc_lightning.evaluation.portability import decode_record
+
+    golden = REPO / "tests" / "codec" / "golden"
+    expected = json.loads((golden / "expected.json").read_text())
+    result: dict[str, Any] = {"device": spec["device"]}
+    for name, want in expected.items():
+        data = (golden / f"{name}.hdc").read_bytes()
+        rows = {}
+        for i, dev in enumerate(("cpu", spec["device"], "cpu")):
+            digests, _ = decode_record(load_codec(name, device=dev), data, f"{name}.hdc")
+            rows[f"{i}:{dev}"] = sorted(k for k, v in want.items() if k != "model_id" and digests[k] != v)
+        result[name] = {"mismatches": rows, "same": not any(rows.values())}
+        _write(result_path, {**result, "partial": True})
+    return result
+
+
+PARTS = {"fit": part_fit, "codec": part_codec, "golden": part_golden}
 
 
 def main(argv: list[str]) -> int:
