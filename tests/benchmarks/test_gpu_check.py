@@ -46,7 +46,7 @@ def test_gpu_check_cpu_mode(tmp_path):
     report = json.loads(out.read_text())
     assert report["mode"] == "cpu" and report["ok"] and report["env"]["gpu"] is None
     parts = {e["part"]: e for e in report["parts"]}
-    assert list(parts) == [*PHASES, "codec", "ddp", "ddp-resume"]
+    assert list(parts) == [*PHASES, "codec", "golden", "ddp", "ddp-resume"]
     assert all(e["status"] == "ok" and e["wall_s"] <= e["limit_s"] for e in parts.values())
     for phase in PHASES:
         r = parts[phase]["result"]
@@ -59,6 +59,8 @@ def test_gpu_check_cpu_mode(tmp_path):
         c = codec[name]
         assert c["same_bytes"] and c["bytes_cpu"] > 0
         assert c["dev_file_on_cpu_vs_cpu_file_on_cpu"]["max_abs"] == 0
+    golden = parts["golden"]["result"]  # the committed files, decoded cpu → cpu → cpu here
+    assert golden["small"]["same"] and golden["small-lic"]["same"]
     ddp, resume = parts["ddp"]["result"], parts["ddp-resume"]["result"]
     assert (ddp["backend"], ddp["world_size"], ddp["start_step"], ddp["end_step"]) == ("gloo", 1, 0, 2)
     assert (resume["start_step"], resume["end_step"]) == (2, 4)
