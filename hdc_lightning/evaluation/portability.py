@@ -28,7 +28,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 DISCRETE = ("y_hat", "sent", "sent_indices", "d_hat")
 PIXELS = ("fidelity", "perceptual")
@@ -63,29 +62,26 @@ def _digest(a: np.ndarray) -> str:
     return hashlib.md5(np.ascontiguousarray(a).tobytes()).hexdigest()
 
 
-def _to_uint8(x) -> np.ndarray:
-    return (x[0].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-
-
 def decode_record(codec, data: bytes, source: str) -> tuple[dict[str, str], dict[str, np.ndarray]]:
     """What one decode of ``data`` yields: md5 per quantity, and the 8-bit outputs."""
-    from hdc_lightning.codec import unpack
+    from hdc_lightning.codec import check_model_id, unpack
+    from hdc_lightning.codec.imageio import to_uint8
 
     if codec.name == "lic":
-        header = unpack(data, codec.limits, source).header
-        codec.decode(data, source=source)  # every check a user's decode makes
-        streams = unpack(data, codec.limits, source).streams
-        out = codec.model.decompress([[s] for s in streams], (header.height, header.width))
+        container = unpack(data, codec.limits, source)
+        header = container.header
+        check_model_id(header, codec, source)
+        out = codec.model.decompress([[s] for s in container.streams], (header.height, header.width))
         discrete = {"y_hat": out.y_hat.numpy()}
-        pixels = {"fidelity": _to_uint8(out.x_hat.float().cpu())}
+        pixels = {"fidelity": to_uint8(out.x_hat[0])}
     else:
         _, out = codec.decode_full(data, source=source, output="both")
         sent = out.sent.cpu().numpy()
         d_hat = out.d_hat[0].cpu().numpy()
         discrete = {"y_hat": out.y_hat.numpy(), "sent": sent, "sent_indices": d_hat[sent], "d_hat": d_hat}
         pixels = {
-            "fidelity": _to_uint8(out.x_hat_lic.float().cpu()),
-            "perceptual": _to_uint8(out.x_tilde.float().cpu()),
+            "fidelity": to_uint8(out.x_hat_lic[0]),
+            "perceptual": to_uint8(out.x_tilde[0]),
         }
     return {k: _digest(v) for k, v in {**discrete, **pixels}.items()}, pixels
 
@@ -93,6 +89,8 @@ def decode_record(codec, data: bytes, source: str) -> tuple[dict[str, str], dict
 def worker(model: str, images: list[str], root: Path, name: str, folders: list[Path]) -> dict:
     """Encode ``images`` into ``root/name`` (2 threads), then decode every ``.hdc`` under ``folders``
     at each thread count; writes the 8-bit outputs beside a JSON report."""
+    import torch
+
     from hdc_lightning.codec import load_codec
     from hdc_lightning.codec.imageio import read_image
 
