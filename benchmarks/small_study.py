@@ -13,7 +13,10 @@ with real bytes (bpp = file bytes × 8 / pixels) and the project's one metrics m
 * ``jpeg`` / ``webp`` / ``avif``: each image matched to the hybrid's own bpp at each level;
 * T's masked index accuracy (unsent positions), and two decode-time knock-outs of the trained
   hybrid: T with its DRV v_P zeroed, and x̃ without the VQ correction;
-* ``--ablation NAME=CKPT``: retrained ablations (e.g. no DRV at all) at the same mask levels.
+* ``--ablation NAME=CKPT``: retrained ablations (e.g. no DRV at all, or ``latent``: the paper's
+  latent-only perceptual path) at the same mask levels;
+* ``crops.png``: a centre crop of each of ``--crops`` (kodim01, kodim05, kodim23) by every codec
+  side by side, at the mask level ``CROP_MASK`` and the classical codecs matched to it.
 
 It prints one table, writes ``study.json``, a CompressAI-style JSON per curve and
 ``rd.png`` (bpp vs PSNR and vs LPIPS), and BD-rates of the hybrid against the LIC alone and
@@ -29,6 +32,8 @@ import time
 from pathlib import Path
 
 import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 from hdc_lightning.codec.api import load_codec
 from hdc_lightning.codec.imageio import read_image
@@ -48,6 +53,9 @@ ABLATION_MASKS = ("1/4", "auto")
 CLASSICAL = ("jpeg", "webp", "avif")
 COLUMNS = ("bpp", "psnr-rgb", "ms-ssim-rgb", "lpips")
 TABLE = (*COLUMNS, "x_dists_subset")
+CROP_MASK = "auto"
+CROP_CURVES = ("hdc-perceptual", "hdc-fidelity", "lic", "vq", "jpeg", "webp", "avif")
+CROP = 192
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -63,6 +71,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("-o", "--out", default="results/small_study", help="output folder")
     p.add_argument("--limit", type=int, default=None, help="first N images only")
     p.add_argument("--dists-images", type=int, default=8, help="DISTS on the first N images only (it is slow on CPU)")
+    p.add_argument(
+        "--crops", nargs="*", default=["kodim01.png", "kodim05.png", "kodim23.png"], help="images of crops.png"
+    )
     p.add_argument(
         "--ablation",
         action="append",
@@ -91,8 +102,10 @@ def stage_ckpt(runs: Path | None, stage: str) -> str:
 
 
 class Study:
-    def __init__(self, images: list[tuple[str, torch.Tensor]], dists_images: int):
+    def __init__(self, images: list[tuple[str, torch.Tensor]], dists_images: int, crops=()):
         self.images = images
+        self.crops = [n for n in crops if n in {name for name, _ in images}]
+        self.kept: dict[tuple[str, int, str], tuple[torch.Tensor, dict]] = {}  # (curve, point, image) → (rec, row)
         self.metrics = MetricSuite(lpips=True, dists=False)
         # DISTS runs VGG16 on the whole frame (~5-10 s per Kodak image on one CPU core): it is
         # measured on the first `dists_images` images and reported as its own column.
@@ -110,6 +123,8 @@ class Study:
         if name in self.dists_names:
             row["x_dists_subset"] = self.dists(ref, rec.clamp(0, 1)).get("dists", float("nan"))
         pts[point].append(row)
+        if name in self.crops:
+            self.kept[(curve, point, name)] = (rec.clamp(0, 1).cpu(), row)
 
     def curve(self, name: str):
         points = []
@@ -204,6 +219,42 @@ def run_classical(study: Study, rates: list[list[float]]) -> None:
                 study.add(codec, p, name, x, classical.decode(enc.data), len(enc.data), x_target_bpp=target)
 
 
+def show_crop(ax, img: torch.Tensor, title: str) -> None:
+    h, w = img.shape[-2:]
+    top, left = max(0, (h - CROP) // 2), max(0, (w - CROP) // 2)
+    ax.imshow(img[:, top : top + CROP, left : left + CROP].permute(1, 2, 0).numpy())
+    ax.set_title(title, fontsize=7)
+    ax.axis("off")
+
+
+def crops_figure(study: Study, masks) -> Figure | None:
+    """Rows: the ``--crops`` images; columns: the original, then every codec of CROP_CURVES at
+    CROP_MASK (the LIC alone at its middle λ, the VQ stream at its only point)."""
+    if not study.crops or CROP_MASK not in masks:
+        return None
+    level = list(masks).index(CROP_MASK)
+    point = {"lic": 1, "vq": 0}
+    cols = [c for c in CROP_CURVES if any((c, point.get(c, level), n) in study.kept for n in study.crops)]
+    originals = dict(study.images)
+    fig = Figure(figsize=(2.2 * (len(cols) + 1), 2.5 * len(study.crops)))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(study.crops), len(cols) + 1, squeeze=False)
+    for r, name in enumerate(study.crops):
+        x = originals[name]
+        show_crop(axes[r][0], x, f"{name}\noriginal")
+        for c, curve in enumerate(cols, start=1):
+            kept = study.kept.get((curve, point.get(curve, level), name))
+            if kept is None:
+                axes[r][c].axis("off")
+                continue
+            rec, row = kept
+            show_crop(
+                axes[r][c], rec, f"{curve}\n{row['bpp']:.3f} bpp  {row['psnr-rgb']:.1f} dB\nLPIPS {row['lpips']:.3f}"
+            )
+    fig.tight_layout()
+    return fig
+
+
 def _distinct(curve, metric: str) -> tuple[list[float], list[float]]:
     """Points with distinct rates (a classical codec at its lowest quality repeats one point)."""
     seen, rates, values = set(), [], []
@@ -250,7 +301,7 @@ def main(argv=None) -> int:
     if not files:
         sys.exit(f"small_study: error: {args.data}: no images")
     images = [(f.name, read_image(f)) for f in files]
-    study, out, t0 = Study(images, args.dists_images), Path(args.out), time.time()
+    study, out, t0 = Study(images, args.dists_images, args.crops), Path(args.out), time.time()
     out.mkdir(parents=True, exist_ok=True)
     masks = ABLATION_MASKS if args.only_ablation else MASKS
     if not args.only_ablation:
@@ -292,6 +343,9 @@ def main(argv=None) -> int:
     write_json(out / "study.json", summary)
     fig = rd_figure(list(curves.values()), metrics=["psnr-rgb", "lpips"])
     save_figure(fig, out / "rd.png")
+    crops = crops_figure(study, masks)
+    if crops is not None:
+        save_figure(crops, out / "crops.png")
     print(table(curves))
     print(
         json.dumps(

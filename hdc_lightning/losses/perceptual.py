@@ -126,13 +126,14 @@ class PerceptualLoss(nn.Module):
         # object.__setattr__: not a submodule, so no state_dict entries, no DDP sync, no .half().
         object.__setattr__(self, "_lpips", load_lpips(net, random_backbone, backbone_path))
 
-    def forward(self, x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x_hat: torch.Tensor, x: torch.Tensor, per_sample: bool = False) -> torch.Tensor:
+        """The mean distance, or one per example ``[B]`` with ``per_sample``."""
         net = self._lpips
         if next(net.parameters()).device != x.device:
             net.to(x.device)
         with torch.autocast(device_type=x.device.type, enabled=False):
             d = net(x_hat.float() * 2 - 1, x.float() * 2 - 1)
-        return d.mean()
+        return d.flatten(1).mean(1) if per_sample else d.mean()
 
 
 def load_dists() -> nn.Module:

@@ -43,7 +43,8 @@ class DRVDiffusion(HybridPhase):
     """Phase 3: ground-truth DRVs with the fusion modules (step 1), then the denoisers (step 2)."""
 
     Config = DRVConfig
-    needs = ("model.lic", "model.vq")
+    # The perceptual decoder starts as a copy of the VQ stage's decoder (skipped when "latent").
+    needs = ("model.lic", "model.vq", "model.perceptual.g_s", "model.perceptual.post_quant")
 
     def __init__(self, cfg: Mapping[str, Any]):
         super().__init__(cfg)

@@ -36,7 +36,15 @@ class FusionFinetune(HybridPhase):
     """Phase 4: the fusion modules on the DRVs the decoder will sample."""
 
     Config = FusionConfig
-    needs = ("model.lic", "model.vq", "model.sampler", "model.enhancer", "model.predictor", "model.correction")
+    needs = (
+        "model.lic",
+        "model.vq",
+        "model.sampler",
+        "model.enhancer",
+        "model.predictor",
+        "model.correction",
+        "model.perceptual",
+    )
 
     def stage(self) -> Stage:
         return STAGES["fusion/end_to_end" if self.c.end_to_end else "fusion"]

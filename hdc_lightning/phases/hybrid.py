@@ -40,11 +40,15 @@ from hdc_lightning.phases.base import PhaseModule, ValImage, flatten_sources
 
 # Optimizer group → (module paths under the hdc model, the config field with its lr).
 GROUPS = {
-    "fusion": (("enhancer", "predictor", "correction"), "lr"),
+    "fusion": (("enhancer", "predictor", "correction", "perceptual"), "lr"),
     "extractor": (("extractor",), "lr"),
     "sampler": (("sampler",), "sampler_lr"),
     "decoder": (("sampler", "vq.g_s", "vq.post_quant"), "e2e_lr"),  # fusion end to end: decode side only
 }
+# The VQ decoder decodes x̃ only in the latent-only ablation; with the perceptual decoder
+# (already in the fusion group) it stays the VQ stream's own, frozen.
+LATENT_ONLY = ("vq.g_s", "vq.post_quant")
+X_TILDE_LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss}
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,8 @@ class HybridPhaseConfig(PhaseConfig):
     enhancer_weight: float = 1.0
     index_weight: float = 1.0  # masked cross-entropy of T
     label_smoothing: float = 0.0
-    correction_weight: float = 1.0  # L1 of x̃ against x
+    correction_loss: str = "l1"  # l1 | mse: the fidelity term of x̃ against x
+    correction_weight: float = 1.0  # its weight (images in [0, 1])
     perceptual_weight: float = 0.5  # LPIPS of x̃ (the trunk `hdc weights` makes); 0 trains without it
     lpips_net: str = "alex"
     lpips_backbone: str | None = None
@@ -102,8 +107,9 @@ class HybridPhase(PhaseModule):
     def __init__(self, cfg: Mapping[str, Any]):
         super().__init__(cfg)
         c = self.c
-        if c.enhancer_loss not in ("l1", "mse"):
-            raise ConfigError(f"phase.enhancer_loss: '{c.enhancer_loss}' is not one of l1, mse")
+        for key in ("enhancer_loss", "correction_loss"):
+            if getattr(c, key) not in X_TILDE_LOSSES:
+                raise ConfigError(f"phase.{key}: '{getattr(c, key)}' is not one of {', '.join(X_TILDE_LOSSES)}")
         name = cfg["model"].get("name")
         if name != "hdc":
             raise ConfigError(f"model.name: phase '{c.name}' trains the hybrid model 'hdc', got '{name}'")
@@ -129,6 +135,8 @@ class HybridPhase(PhaseModule):
 
     def group_modules(self, group: str) -> list[torch.nn.Module]:
         paths = GROUPS[group][0]
+        if getattr(self.model, "perceptual", None) is not None:
+            paths = tuple(p for p in paths if p not in LATENT_ONLY)
         return [m for m in (_resolve(self.model, p) for p in paths) if m is not None]
 
     def _freeze_outside_groups(self) -> None:
@@ -184,6 +192,10 @@ class HybridPhase(PhaseModule):
         # Parts switched off by an ablation (None) have nothing to freeze.
         super().freeze([n for n in names if _resolve(self, n) is not None])
 
+    def init_from(self, sources: Mapping[str, Mapping[str, Any]]) -> list[str]:
+        # … nor anything to load (one recipe serves every ablation point); typos still fail.
+        return super().init_from({a: s for a, s in flatten_sources(sources).items() if not _switched_off(self, a)})
+
     # ---- training: one forward, the stage's losses --------------------------------------------
     def drv_seed(self) -> int | None:
         """Seed of sampled DRVs (None: the model's default seed)."""
@@ -199,6 +211,7 @@ class HybridPhase(PhaseModule):
             reveal_max=c.reveal_max,
             detach_lic=c.detach_lic,
             fuse="fusion" in stage.losses,
+            realism=self.sample_realism(x),
         )
         loss, logs = self.stage_losses(stage, x, out)
         loss = loss + touch(*(m for g in self.resting(stage) for m in self.group_modules(g)))
@@ -210,24 +223,32 @@ class HybridPhase(PhaseModule):
             self.log_image_grid("train/reconstruction", [x, out.x_hat, out.x_hat_lic, out.x_tilde])
         return loss
 
+    def sample_realism(self, x: Tensor) -> Tensor | None:
+        """One realism level a ~ U[0, 1] per example for a realism-conditioned decoder: its LPIPS
+        term is weighted by a, so it learns every level from MSE-only (a = 0) to full (a = 1)."""
+        if not self.model.learned_realism:
+            return None
+        return torch.rand(x.shape[0], device=x.device)
+
     def stage_losses(self, stage: Stage, x: Tensor, out) -> tuple[Tensor, dict[str, Any]]:
         return self.fusion_losses(x, out)
 
     def fusion_losses(self, x: Tensor, out) -> tuple[Tensor, dict[str, Any]]:
         c = self.c
-        rec_fn = F.l1_loss if c.enhancer_loss == "l1" else F.mse_loss
-        rec = rec_fn(out.x_hat_lic, x)
+        rec = X_TILDE_LOSSES[c.enhancer_loss](out.x_hat_lic, x)
         ce = masked_cross_entropy(out.logits, out.indices, out.sent, c.label_smoothing)
-        corr = F.l1_loss(out.x_tilde, x)
+        corr = X_TILDE_LOSSES[c.correction_loss](out.x_tilde, x)
         loss = c.enhancer_weight * rec + c.index_weight * ce + c.correction_weight * corr
         perc = None
         if self.perceptual is not None:
-            perc = self.perceptual(out.x_tilde, x)
-            loss = loss + c.perceptual_weight * perc
+            per_sample = self.perceptual(out.x_tilde, x, per_sample=True)
+            perc = per_sample.mean()
+            weights = out.realism if out.realism is not None else torch.ones_like(per_sample)
+            loss = loss + c.perceptual_weight * (weights * per_sample).mean()
         terms = {
             "enhancer_loss": rec,
             "index_ce": ce,
-            "correction_l1": corr,
+            f"correction_{c.correction_loss}": corr,
             "lpips": perc,
             "index_acc": masked_accuracy(out.logits, out.indices, out.sent),
         }
@@ -267,6 +288,17 @@ class HybridPhase(PhaseModule):
             extras["drv_l1"] = sum(F.l1_loss(dec.drvs.get(n), gt.get(n)) for n in m.drv_names) / len(m.drv_names)
         x_tilde, x_hat_lic = dec.x_tilde.clamp(0, 1), dec.x_hat_lic.clamp(0, 1)
         return ValImage(x_tilde, len(data), extras, (dec.x_hat, x_hat_lic, x_tilde), fidelity=x_hat_lic)
+
+
+def _switched_off(module, path: str) -> bool:
+    """Whether ``path`` goes through a part that exists as None (an ablation switched it off)."""
+    for part in path.split("."):
+        if not hasattr(module, part):
+            return False
+        module = getattr(module, part)
+        if module is None:
+            return True
+    return False
 
 
 def _resolve(module, path: str):

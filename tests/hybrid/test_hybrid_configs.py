@@ -10,6 +10,13 @@ from hdc_lightning.pipeline import load_pipeline, plan
 from tests.helpers.configs import REPO
 
 PIPELINES = ["tiny", "paper", "ladder", "ablation"]
+# The drv stage's sources: LIC and VQ, and the VQ decoder again as the perceptual decoder's start.
+DRV_SOURCES = {
+    "model.lic": "model.",
+    "model.vq": "model.",
+    "model.perceptual.g_s": "model.g_s.",
+    "model.perceptual.post_quant": "model.post_quant.",
+}
 
 
 @pytest.mark.parametrize("name", PIPELINES)
@@ -24,8 +31,8 @@ def test_pipeline_stage_commands_validate(name, tmp_path):
         cfg = load_config(config, overrides)  # every key known, every type right
         if p.stage.name in ("drv", "fusion"):
             sources = flatten_sources(cfg["run"]["init_from"])
-            expected = {"model.lic", "model.vq"} if p.stage.name == "drv" else {"model"}
-            assert set(sources) == expected and all(s["prefix"] == "model." for s in sources.values())
+            expected = DRV_SOURCES if p.stage.name == "drv" else {"model": "model."}
+            assert {a: s["prefix"] for a, s in sources.items()} == expected
             assert cfg["model"]["name"] == "hdc"
 
 

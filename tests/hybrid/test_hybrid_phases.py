@@ -115,7 +115,8 @@ def test_fusion_from_the_drv_stage(drv_run, tiny_data, tmp_path):
     assert "val/bpp_indices" in result.metrics and "val/drv_l1" in result.metrics
 
 
-def test_fusion_end_to_end_trains_the_vq_decoder_only(tiny_data, tmp_path):
+@pytest.mark.parametrize("perceptual", ["inject", "latent"])
+def test_fusion_end_to_end_trains_the_decode_side_only(perceptual, tiny_data, tmp_path):
     cfg = hybrid_cfg(
         "fusion",
         tiny_data,
@@ -125,13 +126,19 @@ def test_fusion_end_to_end_trains_the_vq_decoder_only(tiny_data, tmp_path):
             "trainer.val_check_interval": 10,
             "phase.end_to_end": True,
             "phase.random_seeds": True,
+            "model.args.perceptual": perceptual,
         },
     )
     phase = build_phase(cfg)
     trainable = {n.split(".")[1] + "." + n.split(".")[2] for n, p in phase.named_parameters() if p.requires_grad}
-    assert {"vq.g_s", "vq.post_quant"} <= trainable and not any(
-        t.startswith(("vq.g_a", "vq.quantizer", "lic.")) for t in trainable
-    )
+    assert not any(t.startswith(("vq.g_a", "vq.quantizer", "lic.")) for t in trainable)
+    # x̃'s decoder learns: the VQ decoder in the latent-only path, else the perceptual decoder
+    # (the VQ stream's own decoder then stays as the VQ stage trained it)
+    vq_decoder = {"vq.g_s", "vq.post_quant"}
+    if perceptual == "latent":
+        assert vq_decoder <= trainable
+    else:
+        assert not vq_decoder & trainable and {"perceptual.g_s", "perceptual.sft"} <= trainable
     assert any(t.startswith("sampler.") for t in trainable) and not any(t.startswith("extractor.") for t in trainable)
     assert fit(cfg).global_step == 1
 

@@ -17,6 +17,11 @@ REPO = Path(__file__).resolve().parents[2]
 STAGES = ("lic", "vq", "drv", "fusion")
 
 
+def _tiny_recipe_stage(name: str) -> dict:
+    recipe = yaml.safe_load((REPO / "experiments/pipeline/tiny.yaml").read_text())
+    return next(st for st in recipe["stages"] if st["name"] == name)
+
+
 def _recipe(tmp: Path, data: dict, lpips_random: bool) -> Path:
     """experiments/pipeline/tiny.yaml's stages with two batches and one validation each."""
     exp = REPO / "experiments"
@@ -50,10 +55,7 @@ def _recipe(tmp: Path, data: dict, lpips_random: bool) -> Path:
                 "name": "drv",
                 "config": str(exp / "drv/tiny.yaml"),
                 "overrides": common + ["phase.denoise_start=1"],
-                "init_from": {
-                    "model.lic": {"stage": "lic", "prefix": "model."},
-                    "model.vq": {"stage": "vq", "prefix": "model."},
-                },
+                "init_from": _tiny_recipe_stage("drv")["init_from"],
                 "freeze": ["model.lic", "model.vq"],
             },
             {

@@ -121,8 +121,10 @@ class HybridCoding:
         steps: int | None = None,
         output: str = "both",
         timings: dict | None = None,
+        realism: float | None = None,
     ) -> HDCDecoded:
         """Decode what :meth:`compress` produced; ``output="fidelity"`` skips the VQ branch.
+        ``realism``: the level a ∈ [0, 1] of a realism-conditioned perceptual decoder (None: 1).
 
         ``timings`` (optional dict) accumulates seconds per part: lic, drv, enhancer,
         index_decode, predictor, correction, vq_decode.
@@ -151,13 +153,15 @@ class HybridCoding:
             return HDCDecoded(None, fidelity, x_hat, lic.y_hat, drvs, None, sent, sched)
         with _timed(timings, "predictor", dev):
             d_hat = self.predictor.decode(received[None].to(dev), sent[None].to(dev), x_hat_lic, drvs.v_P, steps)
-        x_tilde = self._decode_latent(d_hat, x_hat_lic, drvs, timings, dev)
+        x_tilde = self._decode_latent(d_hat, x_hat_lic, drvs, timings, dev, realism)
         return HDCDecoded(x_tilde[..., :h, :w].clamp(0, 1), fidelity, x_hat, lic.y_hat, drvs, d_hat, sent, sched)
 
-    def _decode_latent(self, d_hat: Tensor, x_hat_lic: Tensor, drvs: DRVs, timings: dict | None, dev) -> Tensor:
+    def _decode_latent(
+        self, d_hat: Tensor, x_hat_lic: Tensor, drvs: DRVs, timings: dict | None, dev, realism=None
+    ) -> Tensor:
         with _timed(timings, "correction", dev):
             z = self.vq.embed(d_hat)
             if self.correction is not None:
                 z = self.correction(z, x_hat_lic, drvs.v_P if self.use_correction_drv else None).z
         with _timed(timings, "vq_decode", dev):
-            return self.vq.decode(z)
+            return self.vq.decode(z) if self.perceptual is None else self.perceptual(z, x_hat_lic, realism)

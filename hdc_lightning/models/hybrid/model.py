@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from hdc_lightning.errors import ConfigError
 from hdc_lightning.models.drv import DRVs
+from hdc_lightning.models.fusion.perceptual import PERCEPTUAL_MODES
 from hdc_lightning.models.hybrid.coding import TOKEN, HybridCoding, check_grid
 from hdc_lightning.registry import build_spec, register
 
@@ -22,6 +23,7 @@ PARTS = {
     "enhancer": "enhancer",
     "predictor": "predictor",
     "correction": "correction",
+    "perceptual": "perceptual_decoder",
     "masks": "masks",
 }
 # Which DRVs exist under each ablation switch (v_L steers the enhancer, v_P the predictor T).
@@ -43,6 +45,7 @@ class HDCOutput(NamedTuple):
     d_hat: Tensor  # completed index map fed to the VQ decoder (sent kept, argmax elsewhere)
     x_tilde: Tensor  # perceptual output (VQ decoder of the corrected latent), not clamped
     drv_target: DRVs | None = None  # drv_source="unrolled": the ground truth the denoisers match
+    realism: Tensor | None = None  # [B] realism level x̃ was decoded at (a realism-conditioned decoder)
 
 
 def part_spec(part: str, base: str | None, override: Any) -> dict:
@@ -82,7 +85,8 @@ class HDCModel(HybridCoding, nn.Module):
         header seed ── sampler(x̂, seed) ──┴─ v_L, v_P  (0 bits)       │
         schedule ── mask ──┐                                          ▼
         index bytes ───────┴─ sent indices ── T(sent, x̂_lic, v_P) ── d̂ (sent kept)
-        vq.embed(d̂) ── correction(·, x̂_lic, v_P) ── vq.decode ── x̃ ───────────────► perceptual
+        vq.embed(d̂) ── correction(·, x̂_lic, v_P) ── z' ── perceptual(z', x̂_lic) ── x̃ ──► perceptual
+                                                         (x̂_lic injected at 1/8 … 1/1)
 
     Parts are built from nested specs: ``base`` is the preset of every part, ``parts``
     overrides one part (``{vq: {args: {codebook_size: 512}}}``). The predictor's
@@ -94,6 +98,9 @@ class HDCModel(HybridCoding, nn.Module):
              "predictor" (v_P only: T and correction) | "enhancer" (v_L only: LIC enhancement).
         correction: False skips the VQ correction module (x̃ = vq.decode(embed(d̂))).
         correction_drv: False builds the correction without FiLM even when v_P exists.
+        perceptual: "inject" (default: x̃ from a VQ-decoder copy that sees x̂_lic at several
+            scales, :class:`~hdc_lightning.models.fusion.PerceptualDecoder`) | "latent" (the
+            paper's latent-only path, x̃ = vq.decode(z'); the ablation).
         drv_seed: the default DRV seed the codec writes into its header.
     """
 
@@ -109,6 +116,7 @@ class HDCModel(HybridCoding, nn.Module):
         correction: bool = True,
         correction_drv: bool = True,
         drv_seed: int = 0,
+        perceptual: str = "inject",
     ):
         super().__init__()
         parts = dict(parts or {})
@@ -119,6 +127,8 @@ class HDCModel(HybridCoding, nn.Module):
             )
         if drv not in DRV_MODES:
             raise ConfigError(f"model.args.drv: '{drv}' is not one of {', '.join(DRV_MODES)}")
+        if perceptual not in PERCEPTUAL_MODES:
+            raise ConfigError(f"model.args.perceptual: '{perceptual}' is not one of {', '.join(PERCEPTUAL_MODES)}")
         if not 0 <= int(drv_seed) < 2**32:
             raise ConfigError(f"model.args.drv_seed must be in [0, 2**32), got {drv_seed}")
         self.drv_mode, self.drv_names, self.drv_seed = drv, DRV_MODES[drv], int(drv_seed)
@@ -153,6 +163,8 @@ class HDCModel(HybridCoding, nn.Module):
             if correction
             else None
         )
+        self.perceptual_mode = perceptual
+        self.perceptual = make("perceptual", decoder_args=self.vq.decoder_args) if perceptual == "inject" else None
         self.masks = make("masks")
 
     # ---- building blocks shared by training and decoding ---------------------------------
@@ -180,16 +192,29 @@ class HDCModel(HybridCoding, nn.Module):
     def enhance(self, x_hat: Tensor, drvs: DRVs) -> Tensor:
         return self.enhancer(x_hat, drvs.v_L).x_hat_lic
 
-    def correct_and_decode(self, d_hat: Tensor, x_hat_lic: Tensor, drvs: DRVs) -> Tensor:
-        """x̃ = VQ decoder(z_q + Δ(z_q, x̂_lic, v_P)), or VQ decoder(z_q) without correction."""
-        return self._decode_latent(d_hat, x_hat_lic, drvs, None, None)
+    @property
+    def learned_realism(self) -> bool:
+        """Whether x̃ depends on a realism level (a realism-conditioned perceptual decoder)."""
+        return self.perceptual is not None and self.perceptual.conditioned
+
+    def correct_and_decode(self, d_hat: Tensor, x_hat_lic: Tensor, drvs: DRVs, realism=None) -> Tensor:
+        """x̃ from z' = z_q + Δ(z_q, x̂_lic, v_P) (z_q without correction), by the perceptual
+        decoder with x̂_lic injected, or by the VQ decoder (``perceptual="latent"``)."""
+        return self._decode_latent(d_hat, x_hat_lic, drvs, None, None, realism)
 
     def training_masks(self, b: int, h: int, w: int, device=None, reveal_max: float = 0.0) -> Tensor:
         return self.masks.training_masks(b, h, w, device=device, reveal_max=reveal_max)
 
     # ---- training forward ----------------------------------------------------------------
     def fuse(
-        self, x: Tensor, x_hat: Tensor, drvs: DRVs, sent: Tensor, indices: Tensor | None = None, detach_lic: bool = True
+        self,
+        x: Tensor,
+        x_hat: Tensor,
+        drvs: DRVs,
+        sent: Tensor,
+        indices: Tensor | None = None,
+        detach_lic: bool = True,
+        realism: Tensor | None = None,
     ) -> HDCOutput:
         """Everything after the DRVs: enhancer, T (with ``sent``), correction, VQ decoder.
 
@@ -204,8 +229,9 @@ class HDCModel(HybridCoding, nn.Module):
         cond = x_hat_lic.detach() if detach_lic else x_hat_lic
         logits = self.predictor(indices, sent, cond, drvs.v_P).logits
         d_hat = torch.where(sent.expand_as(indices), indices, logits.detach().argmax(1))
-        x_tilde = self.correct_and_decode(d_hat, cond, drvs)
-        return HDCOutput(x_hat, drvs, x_hat_lic, indices, sent.expand_as(indices), logits, d_hat, x_tilde)
+        x_tilde = self.correct_and_decode(d_hat, cond, drvs, realism)
+        out = HDCOutput(x_hat, drvs, x_hat_lic, indices, sent.expand_as(indices), logits, d_hat, x_tilde)
+        return out._replace(realism=realism if self.learned_realism else None)
 
     def forward(
         self,
@@ -217,6 +243,7 @@ class HDCModel(HybridCoding, nn.Module):
         reveal_max: float = 0.0,
         detach_lic: bool = True,
         fuse: bool = True,
+        realism: Tensor | None = None,
     ) -> HDCOutput:
         """One training pass on crops ``x`` [B, 3, H, W] (H, W multiples of 16).
 
@@ -224,7 +251,8 @@ class HDCModel(HybridCoding, nn.Module):
         "unrolled" (denoisers from noised ground truth, which is returned as
         ``drv_target``: phase 3, step 2) or "sampled" (the decoder's DRVs from ``seed``:
         phase 4). ``sent`` defaults to a training mask (``reveal_max``, see
-        :meth:`MaskPolicy.training_masks`). ``fuse=False`` stops after the DRVs.
+        :meth:`MaskPolicy.training_masks`). ``fuse=False`` stops after the DRVs. ``realism``
+        [B]: the level each x̃ is decoded at (realism-conditioned decoder only; None: 1).
         """
         check_grid(x)
         b, _, h, w = x.shape
@@ -244,7 +272,7 @@ class HDCModel(HybridCoding, nn.Module):
             raise ValueError(f"drv_source must be extracted, unrolled or sampled, got {drv_source!r}")
         if not fuse:
             return HDCOutput(x_hat, drvs, None, None, sent, None, None, None, target)
-        return self.fuse(x, x_hat, drvs, sent, detach_lic=detach_lic)._replace(drv_target=target)
+        return self.fuse(x, x_hat, drvs, sent, detach_lic=detach_lic, realism=realism)._replace(drv_target=target)
 
     # ---- coding ----------------------------------------------------------------------------
     def update(self, force: bool = False, **_: Any) -> bool:

@@ -12,7 +12,7 @@ frame of a picture as well alone as inside it (docs/vq.md); the `small` preset u
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -148,11 +148,22 @@ class Decoder(nn.Module):
         self.norm_out = norm(c)
         self.conv_out = conv3(c, 3, pm)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def up_channels(self) -> dict[int, int]:
+        """{scale s: channels of the feature map at 1/s right after each up-sampling conv}."""
+        n = len(self.up)
+        return {2 ** (n - 2 - k): up.out_channels for k, up in enumerate(self.up) if isinstance(up, nn.Conv2d)}
+
+    def forward(
+        self, z: torch.Tensor, inject: Callable[[torch.Tensor, int], torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """``inject(h, s)``, when given, may modulate the map at 1/s after each up-sampling conv."""
         h = self.mid(self.conv_in(z))
-        for blocks, up in zip(self.levels, self.up):
+        n = len(self.up)
+        for k, (blocks, up) in enumerate(zip(self.levels, self.up)):
             for blk in blocks:
                 h = blk(h)
             if isinstance(up, nn.Conv2d):
                 h = up(F.interpolate(h, scale_factor=2.0, mode="nearest"))
+                if inject is not None:
+                    h = inject(h, 2 ** (n - 2 - k))
         return self.conv_out(F.silu(self.norm_out(h)))

@@ -100,7 +100,12 @@ class VQModel(nn.Module):
             ema_decay=ema_decay,
         )
         self.post_quant = nn.Conv2d(code_dim, code_dim, 1)
-        self.g_s = Decoder(ch, ch_mult, num_res_blocks, code_dim, attn_lowest, padding_mode)
+        # What a second decoder of the same shape needs (the hybrid's perceptual decoder).
+        self.decoder_args = dict(
+            ch=ch, ch_mult=ch_mult, num_res_blocks=num_res_blocks, z_channels=code_dim,
+            attn_lowest=attn_lowest, padding_mode=padding_mode,
+        )  # fmt: skip
+        self.g_s = Decoder(**self.decoder_args)
         self.prior = IndexPrior(codebook_size)
 
     @property

@@ -1,0 +1,138 @@
+"""The LIC stream alone: its learning curve, and its ladder against AVIF at matched bytes.
+
+    python benchmarks/lic_study.py --data KODAK --curve SNAPSHOT.ckpt ... [-o results/lic_study]
+    python benchmarks/lic_study.py --data KODAK --ladder small-lic-lo small-lic small-lic-hi
+
+``--curve``: for each checkpoint (training snapshots of one λ), its step and the mean bpp and
+PSNR of real files on every image. ``--ladder``: each rate point coded, and AVIF given at most
+that file's bytes per image (the lowest AVIF quality when it cannot get that small: such
+images are counted and left out of the matched means); ΔPSNR per point and the BD-rate of the
+ladder against AVIF on PSNR. bpp = file bytes × 8 / pixels; PSNR is the project's 8-bit RGB
+PSNR (the ``psnr-rgb`` column of every study).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from hdc_lightning.checkpoints import safe_load
+from hdc_lightning.codec.api import load_codec
+from hdc_lightning.codec.imageio import read_image
+from hdc_lightning.data.images import list_images
+from hdc_lightning.errors import HDCError
+from hdc_lightning.evaluation import bd, classical
+from hdc_lightning.evaluation.metrics import psnr_rgb
+from hdc_lightning.evaluation.results import write_json
+
+
+def code_all(ref: str, images) -> list[dict]:
+    codec = load_codec(ref)
+    rows = []
+    for name, x in images:
+        data = codec.encode(x)
+        y = codec.decode(data).image
+        rows.append({"name": name, "bytes": len(data), "bpp": len(data) * 8 / x[0].numel(), "psnr": psnr_rgb(x, y)})
+    return rows
+
+
+def mean(rows: list[dict], key: str) -> float:
+    return sum(float(r[key]) for r in rows) / len(rows)
+
+
+def curve(refs: list[str], images) -> list[dict]:
+    out = []
+    for ref in refs:
+        step = safe_load(ref).get("global_step") if Path(ref).is_file() else None
+        rows = code_all(ref, images)
+        out.append({"ckpt": ref, "step": step, "bpp": mean(rows, "bpp"), "psnr": mean(rows, "psnr")})
+        print(f"step {step!s:>6}  {out[-1]['bpp']:.4f} bpp  {out[-1]['psnr']:.3f} dB  [{ref}]", flush=True)
+    return out
+
+
+def ladder(refs: list[str], images) -> dict:
+    matcher, points = classical.RateMatcher(), []
+    for ref in refs:
+        lic = code_all(ref, images)
+        avif = []
+        for (name, x), r in zip(images, lic):
+            enc = matcher.match("avif", x, r["bpp"], key=name)
+            bpp = len(enc.data) * 8 / x[0].numel()
+            avif.append(
+                {"name": name, "bpp": bpp, "psnr": psnr_rgb(x, classical.decode(enc.data)), "reached": bpp <= r["bpp"]}
+            )
+        both = [(a, b) for a, b in zip(lic, avif) if b["reached"]]
+        point = {
+            "ckpt": ref,
+            "lic_bpp": mean(lic, "bpp"),
+            "lic_psnr": mean(lic, "psnr"),
+            "avif_reached": len(both),
+            "matched_lic_bpp": mean([a for a, _ in both], "bpp") if both else None,
+            "matched_lic_psnr": mean([a for a, _ in both], "psnr") if both else None,
+            "matched_avif_bpp": mean([b for _, b in both], "bpp") if both else None,
+            "matched_avif_psnr": mean([b for _, b in both], "psnr") if both else None,
+            "avif_all_bpp": mean(avif, "bpp"),
+            "avif_all_psnr": mean(avif, "psnr"),
+        }
+        points.append(point)
+        gap = (
+            ""
+            if not both
+            else f"  ΔPSNR vs AVIF on those {point['matched_lic_psnr'] - point['matched_avif_psnr']:+.2f} dB"
+        )
+        print(
+            f"{ref}: LIC {point['lic_bpp']:.4f} bpp {point['lic_psnr']:.2f} dB; AVIF reached the rate on "
+            f"{len(both)}/{len(images)} images{gap}",
+            flush=True,
+        )
+    result = {"points": points}
+    try:
+        result["bd_rate_lic_vs_avif_psnr_percent"] = bd.bd_rate(
+            [p["avif_all_bpp"] for p in points],
+            [p["avif_all_psnr"] for p in points],
+            [p["lic_bpp"] for p in points],
+            [p["lic_psnr"] for p in points],
+            names=("avif", "lic"),
+        )
+    except Exception as e:  # curves that do not overlap in quality have no BD-rate
+        result["bd_rate_lic_vs_avif_psnr_percent"] = f"n/a ({(str(e).splitlines() or ['error'])[0]})"
+    print(f"BD-rate of the LIC ladder vs AVIF (PSNR): {result['bd_rate_lic_vs_avif_psnr_percent']}")
+    return result
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", required=True, help="folder of evaluation images")
+    p.add_argument("--curve", nargs="+", default=[], metavar="CKPT", help="snapshots of one λ, in step order")
+    p.add_argument("--ladder", nargs="+", default=[], metavar="CKPT", help="LIC rate points, low to high")
+    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("-o", "--out", default="results/lic_study")
+    args = p.parse_args(argv)
+    if not args.curve and not args.ladder:
+        p.error("give --curve and/or --ladder")
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    files = list_images(args.data)[: args.limit]
+    if not files:
+        sys.exit(f"lic_study: error: {args.data}: no images")
+    images = [(f.name, read_image(f)) for f in files]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    result = {"images": len(images), "data": str(args.data)}
+    if args.curve:
+        result["curve"] = curve(args.curve, images)
+    if args.ladder:
+        result["ladder"] = ladder(args.ladder, images)
+    write_json(out / "lic_study.json", result)
+    print(json.dumps({"wrote": str(out / "lic_study.json")}))
+    return 0
+
+
+if __name__ == "__main__":
+    try:  # a bad checkpoint, folder or image: one line, no traceback
+        sys.exit(main())
+    except HDCError as e:
+        sys.exit(f"lic_study: error: {e}")

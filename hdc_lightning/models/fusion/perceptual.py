@@ -1,0 +1,151 @@
+"""The perceptual decoder: a VQ decoder that sees the fidelity stream at every scale."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hdc_lightning.models.drv.layers import check_image
+from hdc_lightning.models.vq.blocks import Decoder
+from hdc_lightning.registry import register
+
+# How the perceptual output x̃ is decoded from the corrected latent z' (HDCModel's `perceptual`):
+#   inject: this module (a VQ-decoder copy, modulated by x̂_lic features at several scales);
+#   latent: the paper's latent-only path, x̃ = vq.decode(z') (no extra decoder).
+PERCEPTUAL_MODES = ("inject", "latent")
+
+
+def realism_features(a: torch.Tensor) -> torch.Tensor:
+    """Realism levels a ∈ [0, 1], shape [B] → [B, REALISM_FEATURES] (a and a few harmonics)."""
+    k = torch.arange(1, 4, device=a.device, dtype=a.dtype) * torch.pi
+    return torch.cat([a[:, None], torch.sin(a[:, None] * k), torch.cos(a[:, None] * k)], dim=1)
+
+
+REALISM_FEATURES = 7
+
+
+class SFT(nn.Module):
+    """Spatial feature transform ``h + h·γ(f) + β(f)`` (Wang et al., CVPR 2018), zero-initialised
+    so that a fresh module is the identity. ``film`` (per-channel scale and shift of the
+    condition, from the realism level) modulates f before γ and β read it."""
+
+    def __init__(self, cond_ch: int, channels: int, padding_mode: str):
+        super().__init__()
+        self.hidden = nn.Conv2d(cond_ch, cond_ch, 3, padding=1, padding_mode=padding_mode)
+        self.gamma = nn.Conv2d(cond_ch, channels, 3, padding=1, padding_mode=padding_mode)
+        self.beta = nn.Conv2d(cond_ch, channels, 3, padding=1, padding_mode=padding_mode)
+        for conv in (self.gamma, self.beta):
+            nn.init.zeros_(conv.weight)
+            nn.init.zeros_(conv.bias)
+
+    def forward(self, h: torch.Tensor, f: torch.Tensor, film: torch.Tensor | None = None) -> torch.Tensor:
+        f = F.silu(self.hidden(f))
+        if film is not None:
+            scale, shift = film[:, :, None, None].chunk(2, dim=1)
+            f = f * (1 + scale) + shift
+        return h + h * self.gamma(f) + self.beta(f)
+
+
+class FidelityPyramid(nn.Module):
+    """x̂_lic → features at 1/1, 1/2, …, 1/max(scales) (strided convs, SiLU)."""
+
+    def __init__(self, scales: Sequence[int], cond_ch: int, padding_mode: str):
+        super().__init__()
+        self.scales = tuple(sorted(int(s) for s in scales))
+        depth = self.scales[-1].bit_length() - 1
+        self.stem = nn.Conv2d(3, cond_ch, 3, padding=1, padding_mode=padding_mode)
+        self.down = nn.ModuleList(
+            nn.Conv2d(cond_ch, cond_ch, 3, stride=2, padding=1, padding_mode=padding_mode) for _ in range(depth)
+        )
+
+    def forward(self, x_hat_lic: torch.Tensor) -> dict[int, torch.Tensor]:
+        f = F.silu(self.stem(x_hat_lic * 2 - 1))
+        out = {1: f}
+        for k, conv in enumerate(self.down):
+            f = F.silu(conv(f))
+            out[2 ** (k + 1)] = f
+        return {s: out[s] for s in self.scales}
+
+
+@register(
+    "model",
+    "perceptual_decoder",
+    presets={
+        "tiny": dict(scales=(8, 4, 2), cond_ch=16, realism=True),
+        "small": dict(scales=(8, 4, 2, 1), cond_ch=32, realism=True),
+        "paper": dict(scales=(8, 4, 2), cond_ch=128, realism=True),
+    },
+)
+class PerceptualDecoder(nn.Module):
+    """x̃ = g_s(post_quant(z'), injected with SFT(x̂_lic features) after the up-levels at 1/s).
+
+    ``g_s``/``post_quant`` have the VQ decoder's shape (``decoder_args``, taken from the VQ
+    part) and start as its copy (the recipe loads the VQ stage's decoder into them), so with
+    the zero-initialised SFTs this module reproduces the latent-only output exactly and
+    training starts from it. The fidelity stream reaches every scale instead of passing
+    through the 1/16 latent alone, as in DC-VIC (Iwai et al., 2024)::
+
+        z' ─ post_quant ─ g_s: mid ─ up ─(SFT 1/8)─ up ─(SFT 1/4)─ up ─(SFT 1/2)─ up ─(SFT 1/1)─ out ─ x̃
+                                          ▲               ▲               ▲               ▲
+        x̂_lic ─ FidelityPyramid ──────── f₈ ──────────── f₄ ──────────── f₂ ──────────── f₁
+        realism a ─ MLP(0-init) ─ FiLM of each f (``realism=True``)
+
+    ``realism=True`` makes it one decoder for a range of realism levels a ∈ [0, 1] (Agustsson
+    et al., "Multi-Realism Image Compression with a Conditional Generator", CVPR 2023): the
+    training loss weights LPIPS by a per example, so a = 0 is the MSE-trained output and a = 1
+    the most perceptual; the bits do not depend on a. ``a=None`` means 1.
+    """
+
+    def __init__(
+        self,
+        decoder_args: Mapping[str, Any] | None = None,
+        scales: Sequence[int] = (8, 4, 2),
+        cond_ch: int = 32,
+        realism: bool = False,
+    ):
+        super().__init__()
+        if decoder_args is None:
+            raise ValueError("decoder_args: the VQ decoder's shape (HDCModel passes vq.decoder_args)")
+        args = dict(decoder_args)
+        self.post_quant = nn.Conv2d(args["z_channels"], args["z_channels"], 1)
+        self.g_s = Decoder(**args)
+        channels = self.g_s.up_channels()
+        bad = [s for s in scales if int(s) not in channels]
+        if bad:
+            raise ValueError(f"scales {bad} are not up-sampling outputs of the VQ decoder ({sorted(channels)})")
+        pm = args.get("padding_mode", "zeros")
+        self.scales = tuple(sorted(int(s) for s in scales))
+        self.pyramid = FidelityPyramid(self.scales, cond_ch, pm)
+        self.sft = nn.ModuleDict({str(s): SFT(cond_ch, channels[s], pm) for s in self.scales})
+        self.realism = None
+        if realism:
+            last = nn.Linear(cond_ch, 2 * cond_ch * len(self.scales))
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
+            self.realism = nn.Sequential(nn.Linear(REALISM_FEATURES, cond_ch), nn.SiLU(), last)
+
+    @property
+    def conditioned(self) -> bool:
+        """Whether the output depends on a realism level (``realism=True``)."""
+        return self.realism is not None
+
+    def forward(self, z: torch.Tensor, x_hat_lic: torch.Tensor, realism: torch.Tensor | float | None = None) -> torch.Tensor:
+        """Corrected latent ``z`` [B, D, h, w] and x̂_lic [B, 3, 16h, 16w] → x̃, about [0, 1];
+        ``realism``: a in [0, 1], a number or one per example (ignored unless ``conditioned``)."""
+        check_image(x_hat_lic, max(self.scales), "x_hat_lic")
+        feats = self.pyramid(x_hat_lic)
+        films: dict[int, torch.Tensor] = {}
+        if self.realism is not None:
+            a = torch.as_tensor(1.0 if realism is None else realism, dtype=z.dtype, device=z.device)
+            a = a.expand(z.shape[0]) if a.dim() == 0 else a
+            emb = self.realism(realism_features(a)).chunk(len(self.scales), dim=1)
+            films = dict(zip(self.scales, emb))
+
+        def inject(h: torch.Tensor, s: int) -> torch.Tensor:
+            return self.sft[str(s)](h, feats[s], films.get(s)) if s in feats else h
+
+        return (self.g_s(self.post_quant(z), inject) + 1) / 2
