@@ -42,8 +42,16 @@ def add_parser(sub) -> None:
         "--realism",
         metavar="A",
         default=None,
-        help="hybrid (hdc) files: A in [0, 1], the output (1-A)·x̂_lic + A·x̃ (0 = fidelity, 1 = perceptual; "
-        "docs/operating-point.md)",
+        help="hybrid (hdc) files: realism A in [0, 1] of the output (1 = perceptual x̃); see --realism-mode "
+        "(docs/operating-point.md)",
+    )
+    p.add_argument(
+        "--realism-mode",
+        dest="opt_realism_mode",
+        default=None,
+        choices=("learned", "blend"),
+        help="learned: x̃ decoded at level A by the realism-conditioned decoder (default when the model has "
+        "one; A = 0 is its MSE-trained output); blend: the pixel mix (1-A)·x̂_lic + A·x̃ (A = 0 is x̂_lic)",
     )
     add_model_args(p, "decode")  # must be the model the file was encoded with (its id is checked)
     p.add_argument("--device", default=None, help="device for the transforms (entropy decoding stays on the CPU)")

@@ -69,6 +69,13 @@ def add_parser(sub) -> None:
         default=None,
         help="the perception-distortion curve of one CKPT: one point per decode realism A in [0, 1]",
     )
+    p.add_argument(
+        "--realism-mode",
+        default=None,
+        choices=("learned", "blend"),
+        help="with --realism: the realism-conditioned decoder at each A (default when the model has one) "
+        "or the pixel mix of x̂_lic and x̃",
+    )
     p.set_defaults(run=run)
 
 
@@ -114,7 +121,12 @@ def _operating_points(args: argparse.Namespace) -> dict:
     if args.target_bpp is not None:
         return {"target_bpp": parse_targets(args.target_bpp)}
     if args.realism is not None:
-        return {"realism": [check_realism(a, "--realism") for a in args.realism.split(",")]}
+        return {
+            "realism": [check_realism(a, "--realism") for a in args.realism.split(",")],
+            "realism_mode": args.realism_mode,
+        }
+    if args.realism_mode is not None:
+        raise ConfigError("--realism-mode applies to a --realism curve; give --realism too")
     return {}
 
 

@@ -136,21 +136,51 @@ class HybridCodec:
         source: str = "<bytes>",
         output: str | None = None,
         realism: float | None = None,
+        realism_mode: str | None = None,
         **options: Any,
     ) -> Decoded:
-        """x̃ (``output="perceptual"``, the default, = ``realism=1``), x̂_lic (``"fidelity"``, =
-        ``realism=0``) or, for 0 < realism < 1, their pixel mix (see :func:`mix_outputs`)."""
+        """x̃ (``output="perceptual"``, the default, = ``realism=1``) or x̂_lic (``"fidelity"``);
+        ``realism`` a in [0, 1] between them, per ``realism_mode``:
+
+        * ``learned`` (the default for a realism-conditioned model): x̃ decoded at level a by the
+          one perceptual decoder trained for every level (a = 0: its MSE-trained output);
+        * ``blend``: the pixel mix (1 − a)·x̂_lic + a·x̃ (see :func:`mix_outputs`; a = 0 is x̂_lic).
+        """
         if options:
             raise HDCError(f"the hdc codec takes no decode option {', '.join(sorted(options))}")
-        a = _realism_of(output, realism)
-        header, decoded = self.decode_full(data, source=source, output=_OUTPUT_OF.get(a, "both"))
-        image = mix_outputs(decoded.x_hat_lic, decoded.x_tilde, a)
+        mode = self.realism_mode(realism_mode)
+        if mode == "learned" and realism is not None and output is None:
+            a = check_realism(realism)
+            header, decoded = self.decode_full(data, source=source, output="perceptual", realism=a)
+            image = decoded.x_tilde
+        else:
+            a = _realism_of(output, realism)
+            header, decoded = self.decode_full(data, source=source, output=_OUTPUT_OF.get(a, "both"))
+            image = mix_outputs(decoded.x_hat_lic, decoded.x_tilde, a)
         return Decoded(image[0].float().cpu(), dict(zip(self.stream_names(), header.stream_lengths)), header.size)
 
+    def realism_mode(self, mode: str | None = None) -> str:
+        """``mode``, checked, or this model's default: learned when its decoder is realism-conditioned."""
+        if mode is None:
+            return "learned" if self.model.learned_realism else "blend"
+        if mode not in REALISM_MODES:
+            raise ConfigError(f"realism mode '{mode}' is unknown; choose one of {', '.join(REALISM_MODES)}")
+        if mode == "learned" and not self.model.learned_realism:
+            raise ConfigError(
+                "realism mode 'learned': this model's perceptual decoder is not realism-conditioned; use 'blend'"
+            )
+        return mode
+
     def decode_full(
-        self, data: bytes, source: str = "<bytes>", output: str = "both", timings: dict | None = None
+        self,
+        data: bytes,
+        source: str = "<bytes>",
+        output: str = "both",
+        timings: dict | None = None,
+        realism: float | None = None,
     ) -> tuple[Header, HDCDecoded]:
-        """Every intermediate (x̂, DRVs, d̂, mask, both outputs) of one decode."""
+        """Every intermediate (x̂, DRVs, d̂, mask, both outputs) of one decode; ``realism``: the
+        level of a realism-conditioned perceptual decoder (None: 1)."""
         container = unpack(data, self.limits, source)
         header = container.header
         check_model_id(header, self, source)
@@ -167,7 +197,7 @@ class HybridCodec:
         try:
             with fixed_threads(self.threads):
                 out = self.model.decompress(
-                    lic, schedule, indices, (header.height, header.width), seed, steps, output, timings
+                    lic, schedule, indices, (header.height, header.width), seed, steps, output, timings, realism
                 )
         except BitstreamError as e:
             raise BitstreamError(f"{source}: {e}") from None
@@ -179,6 +209,7 @@ class HybridCodec:
 
 # ---- realism: the perception-distortion knob of the decoder --------------------------------
 _OUTPUT_OF = {0.0: "fidelity", 1.0: "perceptual"}  # the end points decode only what they show
+REALISM_MODES = ("learned", "blend")
 
 
 def check_realism(value: float, flag: str = "realism") -> float:
@@ -225,8 +256,9 @@ class WithRealism:
     """A hybrid codec whose ``decode`` uses one realism value; encodes are cached per image,
     so a sweep over realism codes each image once (``hdc eval --realism``)."""
 
-    def __init__(self, codec: HybridCodec, realism: float, cache: dict | None = None):
+    def __init__(self, codec: HybridCodec, realism: float, cache: dict | None = None, mode: str | None = None):
         self.codec, self.realism = codec, check_realism(realism)
+        self.mode = codec.realism_mode(mode)
         self.cache = {} if cache is None else cache
 
     def encode(self, image: Tensor) -> bytes:
@@ -236,10 +268,10 @@ class WithRealism:
         return self.cache[key]
 
     def decode(self, data: bytes, **options: Any) -> Decoded:
-        return self.codec.decode(data, realism=self.realism, **options)
+        return self.codec.decode(data, realism=self.realism, realism_mode=self.mode, **options)
 
     def record(self) -> dict:
-        return {"realism": self.realism}
+        return {"realism": self.realism, "realism_mode": self.mode}
 
 
 def _check_schedule_mode(schedule: bytes, mode: str, source: str) -> None:

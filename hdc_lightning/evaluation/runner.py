@@ -55,6 +55,7 @@ class EvalOptions:
     codec_device: str = "cpu"  # where the codec's transforms run (its entropy coding stays on the CPU)
     target_bpp: Sequence[float] = ()  # one point per rate, rate control over all checkpoints
     realism: Sequence[float] = ()  # one point per decode realism of the single checkpoint
+    realism_mode: str | None = None  # learned | blend (None: the model's default, HybridCodec.realism_mode)
 
 
 @dataclass
@@ -289,7 +290,10 @@ def _operating_points(ckpts: list[Path], labels: list[str], loader: Callable, op
         if len(ckpts) != 1:
             raise ConfigError(f"--realism draws the curve of one rate point; got {len(ckpts)} checkpoints")
         encoded: dict = {}  # every realism point decodes the same files
-        return [(f"A={a:g}", str(ckpts[0]), lambda a=a: WithRealism(load_all()[0], a, encoded)) for a in opts.realism]
+        return [
+            (f"A={a:g}", str(ckpts[0]), lambda a=a: WithRealism(load_all()[0], a, encoded, opts.realism_mode))
+            for a in opts.realism
+        ]
     return [(label, str(ckpt), lambda ckpt=ckpt: loader(ckpt)) for ckpt, label in zip(ckpts, labels)]
 
 
@@ -346,7 +350,7 @@ def run_eval(
         "tile": opts.tile,
         "max_pixels": opts.max_pixels,
         **({"target_bpp": list(opts.target_bpp)} if opts.target_bpp else {}),
-        **({"realism": list(opts.realism)} if opts.realism else {}),
+        **({"realism": list(opts.realism), "realism_mode": opts.realism_mode} if opts.realism else {}),
         "unavailable": dict(suite.unavailable),
         "peak_rss_mib": round(peak, 1),
     }

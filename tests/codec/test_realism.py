@@ -1,4 +1,5 @@
-"""`hdc decompress --realism A`: 0 and 1 are today's two outputs exactly, in between a fixed mix."""
+"""`hdc decompress --realism A`: the learned knob of a realism-conditioned decoder (the default),
+and the pixel blend, whose 0 and 1 are the two outputs exactly, in between a fixed mix."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from tests.helpers.images import synthetic_image
 from tests.helpers.models import random_init_checkpoint
 
 HDC_TINY = {"name": "hdc", "preset": "tiny", "args": {}}
+BLEND = {"realism_mode": "blend"}
 
 
 @pytest.fixture(scope="module")
@@ -28,15 +30,42 @@ def coded(tmp_path_factory):
 
 def test_ends_are_the_two_outputs_exactly(coded):
     _, codec, data, both = coded
-    assert torch.equal(codec.decode(data, realism=0).image, both.x_hat_lic[0])
-    assert torch.equal(codec.decode(data, realism=1).image, both.x_tilde[0])
-    assert torch.equal(codec.decode(data, realism=0).image, codec.decode(data, output="fidelity").image)
+    assert torch.equal(codec.decode(data, realism=0, **BLEND).image, both.x_hat_lic[0])
+    assert torch.equal(codec.decode(data, realism=1, **BLEND).image, both.x_tilde[0])
+    assert torch.equal(codec.decode(data, realism=0, **BLEND).image, codec.decode(data, output="fidelity").image)
     assert torch.equal(codec.decode(data).image, both.x_tilde[0])
+
+
+def test_learned_realism_decodes_x_tilde_at_that_level(tmp_path):
+    ckpt = random_init_checkpoint(tmp_path / "hdc-tiny.ckpt", HDC_TINY, seed=0)
+    codec = load_codec(str(ckpt))
+    assert codec.realism_mode() == "learned"
+    with torch.no_grad():  # a trained decoder: its SFTs and realism MLP away from zero
+        for sft in codec.model.perceptual.sft.values():
+            torch.nn.init.normal_(sft.gamma.weight, std=0.05)
+        torch.nn.init.normal_(codec.model.perceptual.realism[-1].weight, std=0.5)
+    data = codec.encode(synthetic_image(48, 64, seed=3))
+    at = {a: codec.decode(data, realism=a).image for a in (0.0, 0.5, 1.0)}
+    _, full = codec.decode_full(data, realism=0.5)
+    assert torch.equal(at[0.5], full.x_tilde[0])
+    assert torch.equal(at[1.0], codec.decode(data).image)  # the default output is a = 1
+    assert not torch.equal(at[0.0], at[1.0])
+
+
+def test_learned_mode_needs_a_conditioned_decoder(tmp_path):
+    spec = {"name": "hdc", "preset": "tiny", "args": {"perceptual": "latent"}}
+    codec = load_codec(str(random_init_checkpoint(tmp_path / "latent.ckpt", spec, seed=0)))
+    assert codec.realism_mode() == "blend"
+    data = codec.encode(synthetic_image(48, 64, seed=3))
+    with pytest.raises(ConfigError, match="not realism-conditioned"):
+        codec.decode(data, realism=0.5, realism_mode="learned")
+    with pytest.raises(ConfigError, match="unknown"):
+        codec.decode(data, realism=0.5, realism_mode="pixels")
 
 
 def test_middle_is_the_deterministic_mix(coded):
     _, codec, data, both = coded
-    a, b = codec.decode(data, realism=0.25).image, codec.decode(data, realism=0.25).image
+    a, b = codec.decode(data, realism=0.25, **BLEND).image, codec.decode(data, realism=0.25, **BLEND).image
     assert torch.equal(a, b)
     expected = (0.75 * both.x_hat_lic[0] + 0.25 * both.x_tilde[0]).clamp(0, 1)
     assert torch.equal(a, expected)
@@ -62,7 +91,7 @@ def test_cli_realism_zero_writes_the_fidelity_png(tmp_path, coded, capsys):
     f.write_bytes(data)
     base = ["decompress", str(f), "--ckpt", str(ckpt)]
     assert main([*base, "-o", str(tmp_path / "fid.png"), "--output", "fidelity"]) == 0
-    assert main([*base, "-o", str(tmp_path / "a0.png"), "--realism", "0"]) == 0
+    assert main([*base, "-o", str(tmp_path / "a0.png"), "--realism", "0", "--realism-mode", "blend"]) == 0
     assert torch.equal(read_image(tmp_path / "fid.png"), read_image(tmp_path / "a0.png"))
     for bad in ("1.5", "abc", "-1"):
         assert main([*base, "-o", str(tmp_path / "bad.png"), "--realism", bad]) == 2
@@ -75,7 +104,9 @@ def test_eval_realism_curve_and_target_curve(tmp_path, coded):
     folder = tmp_path / "imgs"
     folder.mkdir()
     write_image(folder / "a.png", synthetic_image(48, 64, seed=3))
-    opts = EvalOptions(lpips=False, dists=False, fid=False, ms_ssim=False, progress=False, realism=[0, 0.5, 1])
+    opts = EvalOptions(
+        lpips=False, dists=False, fid=False, ms_ssim=False, progress=False, realism=[0, 0.5, 1], realism_mode="blend"
+    )
     summary = run_eval([ckpt], folder, tmp_path / "pd", opts=opts)
     r = summary.curves[0].results
     assert len(r["bpp"]) == 3 and len(set(r["bpp"])) == 1  # one rate point, three decodes

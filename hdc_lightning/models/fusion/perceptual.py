@@ -133,7 +133,9 @@ class PerceptualDecoder(nn.Module):
         """Whether the output depends on a realism level (``realism=True``)."""
         return self.realism is not None
 
-    def forward(self, z: torch.Tensor, x_hat_lic: torch.Tensor, realism: torch.Tensor | float | None = None) -> torch.Tensor:
+    def forward(
+        self, z: torch.Tensor, x_hat_lic: torch.Tensor, realism: torch.Tensor | float | None = None
+    ) -> torch.Tensor:
         """Corrected latent ``z`` [B, D, h, w] and x̂_lic [B, 3, 16h, 16w] → x̃, about [0, 1];
         ``realism``: a in [0, 1], a number or one per example (ignored unless ``conditioned``)."""
         check_image(x_hat_lic, max(self.scales), "x_hat_lic")
