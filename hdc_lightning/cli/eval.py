@@ -52,7 +52,12 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--no-ms-ssim", action="store_true", help="skip MS-SSIM (its memory grows with the whole image, not the tile)"
     )
-    p.add_argument("--no-fid", action="store_true", help="skip FID/KID on 256-px patches")
+    p.add_argument("--no-fid", action="store_true", help="skip FID/KID (Inception) on 256-px patches")
+    p.add_argument(
+        "--no-kid-vgg16",
+        action="store_true",
+        help="skip kid-vgg16, the offline KID on VGG16-trunk features of the same patches (not the published KID)",
+    )
     p.add_argument("--device", default="cpu", help="device of the codec's transforms, e.g. cuda (default: cpu)")
     p.add_argument("--metrics-device", default="cpu", help="device of the LPIPS/DISTS/FID networks (default: cpu)")
     p.add_argument("--no-progress", action="store_true", help="no per-image progress bar")
@@ -151,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
         dists=not args.no_dists,
         ms_ssim=not args.no_ms_ssim,
         fid=not args.no_fid,
+        kid_vgg16=not args.no_kid_vgg16,
         limit=args.limit,
         progress=not args.no_progress,
         device=args.metrics_device,

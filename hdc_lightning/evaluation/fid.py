@@ -10,6 +10,12 @@ torchmetrics' Inception needs the ``torch-fidelity`` package and the weights fil
 ``weights-inception-2015-12-05-6726825d.pth`` (torch-fidelity downloads it to the
 torch.hub checkpoint folder; offline machines must place it there or point
 ``HDC_FID_WEIGHTS`` at it). When either is missing, FID/KID are unavailable.
+
+``kid-vgg16`` is always available: the same patches and the same KID estimator on features of
+the VGG16 trunk that ``hdc weights`` installs (the mean of its relu4_3 and relu5_3 maps,
+1024-d). It is not the published KID (other network, other features) and its values are not
+comparable with papers; it ranks codecs on one test set by how far their patches' feature
+distribution is from the originals'.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from torchmetrics.image.kid import KernelInceptionDistance
 from hdc_lightning.evaluation.metrics import MetricUnavailable, hub_checkpoint, quantize8
 
 PATCH = 256
+KID_VGG16 = "kid-vgg16"
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 KID_MAX_SUBSET = 1000
 
@@ -72,6 +79,37 @@ def inception_extractor() -> nn.Module:
     )
 
 
+class VGG16Features(nn.Module):
+    """uint8 [N,3,H,W] → [N,1024]: spatial means of VGG16's relu4_3 and relu5_3 (ImageNet-normalised input)."""
+
+    def __init__(self, features: nn.Sequential):
+        super().__init__()
+        self.to_relu4_3, self.to_relu5_3 = features[:23], features[23:30]
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h4 = self.to_relu4_3((x.float() / 255 - self.mean) / self.std)
+        h5 = self.to_relu5_3(h4)
+        return torch.cat([h4.mean((2, 3)), h5.mean((2, 3))], dim=1)
+
+
+def vgg16_extractor() -> nn.Module:
+    """:class:`VGG16Features` on the offline trunk (WeightsError with the fix when it is missing)."""
+    from torchvision.models import vgg16
+
+    from hdc_lightning.checkpoints import safe_load
+    from hdc_lightning.losses.perceptual import _load_exact, resolve_backbone
+
+    path = resolve_backbone("vgg")
+    features = vgg16(weights=None).features
+    _load_exact(features, {k[len("features.") :]: v for k, v in safe_load(path).items()}, "vgg", path)
+    model = VGG16Features(features).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
 class _Features(nn.Module):
     """Hands precomputed features to torchmetrics (so each patch goes through Inception once)."""
 
@@ -88,9 +126,18 @@ class PatchFID:
 
     ``extractor`` maps uint8 [N,3,256,256] to [N,D] features; default: the Inception of
     :func:`inception_extractor` (raises MetricUnavailable when its weights are absent).
+    ``kid_name`` / ``with_fid``: what ``compute()`` reports (``kid-vgg16``: KID only).
     """
 
-    def __init__(self, extractor: nn.Module | None = None, batch: int = 16, device: str = "cpu"):
+    def __init__(
+        self,
+        extractor: nn.Module | None = None,
+        batch: int = 16,
+        device: str = "cpu",
+        kid_name: str = "kid",
+        with_fid: bool = True,
+    ):
+        self.kid_name, self.with_fid = kid_name, with_fid
         self.device = torch.device(device)
         self.extractor = (extractor if extractor is not None else inception_extractor()).to(self.device).eval()
         self.batch = batch
@@ -139,4 +186,7 @@ class PatchFID:
         with torch.random.fork_rng():  # KID draws random subsets: same answer on every run
             torch.manual_seed(0)
             kid_mean, _ = self._kid.compute()
-        return {"fid": float(self._fid.compute()), "kid": float(kid_mean)}
+        out = {self.kid_name: float(kid_mean)}
+        if self.with_fid:
+            out["fid"] = float(self._fid.compute())
+        return out

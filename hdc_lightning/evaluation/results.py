@@ -30,7 +30,7 @@ SET_METRICS = ("fid", "kid")
 ALIASES = {"psnr": "psnr-rgb", "ms-ssim": "ms-ssim-rgb", "ms-ssim-db": "ms-ssim-db-rgb"}
 # Metric keys that must be lists when present (a scalar there is a malformed file, not an extra).
 CURVE_KEYS = frozenset({*IMAGE_METRICS, *SET_METRICS, "ms-ssim-db-rgb"})
-LOWER_IS_BETTER = frozenset({"bpp", "lpips", "dists", "fid", "kid", "encoding_time", "decoding_time"})
+LOWER_IS_BETTER = frozenset({"bpp", "lpips", "dists", "fid", "kid", "kid-vgg16", "encoding_time", "decoding_time"})
 
 
 class ResultsError(DataError):

@@ -23,10 +23,10 @@ from typing import Any
 
 import torch
 
-from hdc_lightning.errors import CheckpointError, ConfigError, DataError, first_line
+from hdc_lightning.errors import CheckpointError, ConfigError, DataError, HDCError, first_line
 from hdc_lightning.evaluation import classical
 from hdc_lightning.evaluation.bd import bd_table, check_anchor
-from hdc_lightning.evaluation.fid import PatchFID, inception_extractor
+from hdc_lightning.evaluation.fid import KID_VGG16, PatchFID, inception_extractor, vgg16_extractor
 from hdc_lightning.evaluation.metrics import MetricSuite, MetricUnavailable, note_once
 from hdc_lightning.evaluation.results import (
     Curve,
@@ -49,6 +49,7 @@ class EvalOptions:
     dists: bool = True
     ms_ssim: bool = True
     fid: bool = True
+    kid_vgg16: bool = True  # KID on VGG16-trunk features: offline, not the published KID (fid.py)
     limit: int | None = None
     progress: bool = True
     device: str = "cpu"  # where LPIPS/DISTS/FID networks run
@@ -137,6 +138,24 @@ def _fid_extractor(opts: EvalOptions, unavailable: dict[str, str]):
         return None
 
 
+def _set_metric_nets(opts: EvalOptions, unavailable: dict[str, str], fid_net) -> list[tuple[str, dict]]:
+    """(cache tag, PatchFID arguments) of every patch-distribution metric this evaluation computes."""
+    nets = []
+    if opts.fid:
+        fid_net = fid_net if fid_net is not None else _fid_extractor(opts, unavailable)
+        if fid_net is not None:
+            nets.append(("inception", {"extractor": fid_net}))
+    if opts.kid_vgg16:
+        try:
+            vgg = vgg16_extractor().to(opts.device)
+        except HDCError as e:
+            unavailable[KID_VGG16] = first_line(e)
+            note_once("unavailable-kid-vgg16", f"{KID_VGG16} unavailable, left out of the results: {first_line(e)}")
+        else:
+            nets.append(("vgg16", {"extractor": vgg, "kid_name": KID_VGG16, "with_fid": False}))
+    return nets
+
+
 class _Images:
     """The folder's images, read one at a time; unreadable ones are reported once and skipped."""
 
@@ -175,16 +194,15 @@ def evaluate_point(
     opts: EvalOptions,
     matcher: classical.RateMatcher,
     ref_cache: dict,
-    fid_net: torch.nn.Module | None = None,
+    set_nets: Sequence[tuple[str, dict]] = (),
 ) -> tuple[PointResult, dict[str, PointResult]]:
     """Code every image with ``codec``; match each baseline to its rate on the same image."""
     from tqdm import tqdm
 
     point = PointResult(label, checkpoint)
     base = {b: PointResult(label, checkpoint) for b in opts.baselines}
-    fids = {
-        key: PatchFID(fid_net, device=opts.device) if fid_net is not None else None
-        for key in ("learned", *opts.baselines)
+    fids = {  # per curve: (cache tag, accumulator) of each patch-distribution metric
+        key: [(tag, PatchFID(device=opts.device, **kw)) for tag, kw in set_nets] for key in ("learned", *opts.baselines)
     }
     bar = tqdm(
         images,
@@ -218,8 +236,8 @@ def evaluate_point(
         }
         rec.update(getattr(codec, "record", dict)())  # what an operating-point codec chose for this image
         point.records.append(rec)
-        if fids["learned"] is not None:
-            fids["learned"].update(image, coded.image, key=name, cache=ref_cache)
+        for tag, fid in fids["learned"]:
+            fid.update(image, coded.image, key=f"{tag}:{name}", cache=ref_cache)
         for b in opts.baselines:
             enc = matcher.match(b, image, bpp, key=name)
             decoded = classical.decode(enc.data)
@@ -235,8 +253,8 @@ def evaluate_point(
                     **suite(image, decoded),
                 }
             )
-            if fids[b] is not None:
-                fids[b].update(image, decoded, key=name, cache=ref_cache)
+            for tag, fid in fids[b]:
+                fid.update(image, decoded, key=f"{tag}:{name}", cache=ref_cache)
         bar.set_postfix(bpp=f"{bpp:.4f}", psnr=f"{rec['psnr-rgb']:.2f}")
     for b, p in base.items():
         far = [r for r in p.records if abs(r["bpp"] / r["target_bpp"] - 1) > 0.2]
@@ -246,9 +264,10 @@ def evaluate_point(
                 f"{len(p.records)} images (its quality range cannot reach that rate there)",
                 file=sys.stderr,
             )
-    for key, fid in fids.items():
-        if fid is not None and fid.n_patches >= 2:
-            (point if key == "learned" else base[key]).set_metrics = fid.compute()
+    for key, accumulators in fids.items():
+        for _, fid in accumulators:
+            if fid.n_patches >= 2:
+                (point if key == "learned" else base[key]).set_metrics.update(fid.compute())
     return point, base
 
 
@@ -328,15 +347,14 @@ def run_eval(
     for metric in ("lpips", "dists"):
         suite.available(metric)  # say now (once) what is unavailable, not in the middle of a progress bar
     matcher, ref_cache = classical.RateMatcher(), {}
-    if fid_net is None and opts.fid:
-        fid_net = _fid_extractor(opts, suite.unavailable)
+    set_nets = _set_metric_nets(opts, suite.unavailable, fid_net)
     labels = _unique([checkpoint_label(c) for c in ckpts])
     learned: list[PointResult] = []
     base: dict[str, list[PointResult]] = {b: [] for b in opts.baselines}
     files: list[Path] = []
     for label, ckpt, make_codec in _operating_points(ckpts, labels, loader, opts):
         codec = make_codec()
-        point, matched = evaluate_point(codec, label, ckpt, images, suite, opts, matcher, ref_cache, fid_net)
+        point, matched = evaluate_point(codec, label, ckpt, images, suite, opts, matcher, ref_cache, set_nets)
         del codec
         if not point.records:
             raise ConfigError(f"{data}: none of the {len(images.files)} images could be read")
