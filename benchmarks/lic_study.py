@@ -1,10 +1,8 @@
-"""The LIC stream alone: its learning curve, and its ladder against AVIF at matched bytes.
+"""The LIC stream alone against AVIF at matched bytes (its learning curve: learning_curve.py).
 
-    python benchmarks/lic_study.py --data KODAK --curve SNAPSHOT.ckpt ... [-o results/lic_study]
     python benchmarks/lic_study.py --data KODAK --ladder small-lic-lo small-lic small-lic-hi
 
-``--curve``: for each checkpoint (training snapshots of one λ), its step and the mean bpp and
-PSNR of real files on every image. ``--ladder``: each rate point coded, and AVIF given at most
+Each rate point of ``--ladder`` coded, and AVIF given at most
 that file's bytes per image (the lowest AVIF quality when it cannot get that small: such
 images are counted and left out of the matched means); ΔPSNR per point and the BD-rate of the
 ladder against AVIF on PSNR. bpp = file bytes × 8 / pixels; PSNR is the project's 8-bit RGB
@@ -20,7 +18,6 @@ from pathlib import Path
 
 import torch
 
-from hdc_lightning.checkpoints import safe_load
 from hdc_lightning.codec.api import load_codec
 from hdc_lightning.codec.imageio import read_image
 from hdc_lightning.data.images import list_images
@@ -36,22 +33,12 @@ def code_all(ref: str, images) -> list[dict]:
     for name, x in images:
         data = codec.encode(x)
         y = codec.decode(data).image
-        rows.append({"name": name, "bytes": len(data), "bpp": len(data) * 8 / x[0].numel(), "psnr": psnr_rgb(x, y)})
+        rows.append({"name": name, "bpp": len(data) * 8 / x[0].numel(), "psnr": psnr_rgb(x, y)})
     return rows
 
 
 def mean(rows: list[dict], key: str) -> float:
     return sum(float(r[key]) for r in rows) / len(rows)
-
-
-def curve(refs: list[str], images) -> list[dict]:
-    out = []
-    for ref in refs:
-        step = safe_load(ref).get("global_step") if Path(ref).is_file() else None
-        rows = code_all(ref, images)
-        out.append({"ckpt": ref, "step": step, "bpp": mean(rows, "bpp"), "psnr": mean(rows, "psnr")})
-        print(f"step {step!s:>6}  {out[-1]['bpp']:.4f} bpp  {out[-1]['psnr']:.3f} dB  [{ref}]", flush=True)
-    return out
 
 
 def ladder(refs: list[str], images) -> dict:
@@ -107,13 +94,10 @@ def ladder(refs: list[str], images) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", required=True, help="folder of evaluation images")
-    p.add_argument("--curve", nargs="+", default=[], metavar="CKPT", help="snapshots of one λ, in step order")
-    p.add_argument("--ladder", nargs="+", default=[], metavar="CKPT", help="LIC rate points, low to high")
+    p.add_argument("--ladder", nargs="+", required=True, metavar="CKPT", help="LIC rate points, low to high")
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("-o", "--out", default="results/lic_study")
     args = p.parse_args(argv)
-    if not args.curve and not args.ladder:
-        p.error("give --curve and/or --ladder")
     torch.set_num_threads(max(1, torch.get_num_threads()))
     files = list_images(args.data)[: args.limit]
     if not files:
@@ -121,11 +105,7 @@ def main(argv=None) -> int:
     images = [(f.name, read_image(f)) for f in files]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    result = {"images": len(images), "data": str(args.data)}
-    if args.curve:
-        result["curve"] = curve(args.curve, images)
-    if args.ladder:
-        result["ladder"] = ladder(args.ladder, images)
+    result = {"images": len(images), "data": str(args.data), **ladder(args.ladder, images)}
     write_json(out / "lic_study.json", result)
     print(json.dumps({"wrote": str(out / "lic_study.json")}))
     return 0
