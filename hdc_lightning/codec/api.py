@@ -128,6 +128,18 @@ def _load_model(ckpt: dict, spec: dict, path: str) -> nn.Module:
         if key not in state and (_table(key) or key.startswith(skipped)):
             state[key] = value if _table(key) else torch.zeros_like(value)
     resize_entropy_buffers(model, state)
+    own = model.state_dict()
+    missing, unexpected = _parts(set(own) - set(state)), _parts(set(state) - set(own))
+    if missing or unexpected:  # say which parts, not torch's first line (it names no key)
+        what = "; ".join(
+            f"{label} {', '.join(parts)}"
+            for label, parts in (("missing", missing), ("unexpected", unexpected))
+            if parts
+        )
+        raise CheckpointError(
+            f"{path}: weights do not fit model {spec.get('name')}/{spec.get('preset')} ({what}); "
+            "a checkpoint of another version or model? retrain or re-export it"
+        )
     try:
         model.load_state_dict(state, strict=True)
     except (RuntimeError, KeyError) as e:  # compressai looks its table keys up by name
@@ -136,6 +148,12 @@ def _load_model(ckpt: dict, spec: dict, path: str) -> nn.Module:
             f"{path}: weights do not fit model {spec.get('name')}/{spec.get('preset')} ({first})"
         ) from None
     return model
+
+
+def _parts(keys: set[str], limit: int = 4) -> list[str]:
+    """The distinct two-level prefixes of state keys (``perceptual.g_s.*``), a few of them."""
+    parts = sorted({".".join(k.split(".")[:2]) + ".*" for k in keys})
+    return parts[:limit] + ([f"… {len(parts) - limit} more"] if len(parts) > limit else [])
 
 
 # The integer CDF tables of the LIC's entropy models, their scale table included: stored

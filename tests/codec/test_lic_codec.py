@@ -95,3 +95,13 @@ def test_bad_images_are_refused(tiny_codec):
         tiny_codec.encode(torch.rand(1, 3, 8, 8))
     with pytest.raises(DataError):
         tiny_codec.encode(torch.zeros(3, 20000, 2))
+
+
+def test_a_checkpoint_without_a_part_names_the_part(tmp_path):
+    """A hybrid exported before the perceptual decoder existed: the line says what is missing."""
+    model, spec = tiny_model("hdc", seed=0, perceptual="latent")
+    old = tmp_path / "old-hybrid.ckpt"
+    export_checkpoint(model, {**spec, "args": {}}, str(old))  # labelled as today's default (with the decoder)
+    with pytest.raises(CheckpointError, match=r"do not fit model hdc/tiny \(missing perceptual\.g_s\.\*") as err:
+        load_codec(str(old))
+    assert len(str(err.value).splitlines()) == 1
