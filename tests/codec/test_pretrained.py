@@ -21,7 +21,9 @@ def small():
 
 def test_shipped_model_is_weights_only_and_small_enough():
     path = pretrained.weights_path("small")
-    assert path.stat().st_size <= 25 * 2**20  # float16 weights + the integer entropy tables
+    assert (
+        path.stat().st_size <= 30 * 2**20
+    )  # float16 weights (the perceptual decoder 4.7 MB) + the integer entropy tables
     obj = torch.load(path, map_location="cpu", weights_only=True)
     assert set(obj) == {"state_dict", "hyper_parameters"}
     assert obj["hyper_parameters"]["cfg"]["model"]["preset"] == "small"
