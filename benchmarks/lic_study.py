@@ -48,7 +48,7 @@ def ladder(refs: list[str], images) -> dict:
         avif = []
         for (name, x), r in zip(images, lic):
             enc = matcher.match("avif", x, r["bpp"], key=name)
-            bpp = len(enc.data) * 8 / x[0].numel()
+            bpp = enc.bpp
             avif.append(
                 {"name": name, "bpp": bpp, "psnr": psnr_rgb(x, classical.decode(enc.data)), "reached": bpp <= r["bpp"]}
             )

@@ -8,13 +8,12 @@ scores every level of each ladder with the same patch protocol as ``hdc eval`` (
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Sequence
 
 import torch
 from torchvision.transforms.functional import gaussian_blur
 
-from hdc_lightning.evaluation.classical import decode, to_pil
+from hdc_lightning.evaluation.classical import decode, encode, get, to_pil
 from hdc_lightning.evaluation.fid import KID_VGG16, PatchFID
 from hdc_lightning.evaluation.metrics import quantize8
 
@@ -25,9 +24,7 @@ def blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def jpeg(x: torch.Tensor, quality: float) -> torch.Tensor:
-    buf = io.BytesIO()
-    to_pil(x).save(buf, format="JPEG", quality=int(quality))
-    return decode(buf.getvalue())
+    return decode(encode(get("jpeg"), to_pil(x), int(quality)))
 
 
 def noise(x: torch.Tensor, sigma: float, seed: int = 0) -> torch.Tensor:

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 import torch
 
@@ -14,7 +10,7 @@ from hdc_lightning.errors import ConfigError
 from hdc_lightning.models.drv import DRVs
 from hdc_lightning.models.fusion import PerceptualDecoder
 from hdc_lightning.registry import build
-from tests.helpers.configs import REPO, fit_overrides
+from tests.helpers.configs import fit_ddp, fit_overrides
 from tests.helpers.models import tiny_model
 
 
@@ -123,17 +119,7 @@ def test_fusion_phase_with_the_perceptual_decoder_under_two_process_ddp(tiny_dat
             "phase.correction_weight": 150.0,
         },
     )
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "hdc_lightning", "fit", str(REPO / "experiments/fusion/tiny.yaml"), *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "MEMBER: 2/2" in proc.stdout + proc.stderr
+    fit_ddp("fusion/tiny.yaml", args)
     state = safe_load(tmp_path / "t" / "checkpoints" / "last.ckpt")["state_dict"]
     sft = [k for k in state if k.startswith("model.perceptual.sft.") and k.endswith("gamma.weight")]
     assert sft and all(state[k].abs().sum() > 0 for k in sft)  # zero at init: they learned

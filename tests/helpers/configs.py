@@ -71,3 +71,24 @@ def tiny_config(phase: str, run_root: str | Path, shards: str | None = None, *ov
     from hdc_lightning.config import load_config
 
     return load_config(tiny_yaml(phase), fit_overrides(run_root, shards, **kw) + list(overrides))
+
+
+def fit_ddp(config: str, args: list[str]):
+    """``hdc fit`` of ``experiments/<config>`` with ``args`` in a subprocess (one thread a rank):
+    the 2-process CPU DDP runs of the phase tests. Asserts it exited 0 with both members."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "hdc_lightning", "fit", str(REPO / "experiments" / config), *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "MEMBER: 2/2" in proc.stdout + proc.stderr
+    return proc

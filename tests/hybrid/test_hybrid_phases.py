@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import lightning as L
 import pytest
 import torch
@@ -14,7 +10,7 @@ from hdc_lightning.checkpoints import safe_load
 from hdc_lightning.errors import ConfigError
 from hdc_lightning.phases.base import flatten_sources
 from hdc_lightning.train import build_phase, fit
-from tests.helpers.configs import REPO, fit_overrides, tiny_config
+from tests.helpers.configs import fit_ddp, fit_overrides, tiny_config
 
 
 def hybrid_cfg(phase: str, data: dict, run_root, **extra) -> dict:
@@ -225,15 +221,5 @@ def test_drv_phase_under_two_process_ddp(tiny_data, tmp_path):
             "phase.image_every": 0,
         },
     )
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "hdc_lightning", "fit", str(REPO / "experiments/drv/tiny.yaml"), *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "MEMBER: 2/2" in proc.stdout + proc.stderr
+    fit_ddp("drv/tiny.yaml", args)
     assert safe_load(tmp_path / "t" / "checkpoints" / "last.ckpt")["global_step"] == 3
