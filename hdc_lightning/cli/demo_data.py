@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from hdc_lightning.cli.common import add_force
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
@@ -15,11 +17,12 @@ def add_parser(sub) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("out_dir", nargs="?", default="data/demo", help="output folder")
+    add_force(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from hdc_lightning.data.demo import build_demo_data
 
-    print(build_demo_data(args.out_dir).summary())
+    print(build_demo_data(args.out_dir, force=args.force).summary())
     return 0

@@ -89,12 +89,14 @@ def _check_outputs(args: argparse.Namespace, baselines: list[str]) -> None:
     from pathlib import Path
 
     from hdc_lightning.errors import ConfigError
+    from hdc_lightning.evaluation.runner import BD_NAME, check_curve_name
 
+    check_curve_name(args.name)
     outdir = Path(args.output)
     if outdir.exists() and not outdir.is_dir():
         raise ConfigError(f"-o {outdir}: is a file; give a folder for the results")
     if args.anchor and Path(args.anchor).is_file():
-        writes = {(outdir / f"{n}.json").resolve() for n in (args.name, *baselines, "bd")}
+        writes = {(outdir / f"{n}.json").resolve() for n in (args.name, *baselines, BD_NAME)}
         if Path(args.anchor).resolve() in writes:
             raise ConfigError(
                 f"--anchor {args.anchor}: this evaluation writes that very file; "

@@ -29,7 +29,6 @@ def run(args: argparse.Namespace) -> int:
     out = check_output(args.out, [args.ckpt], args.force)
     codec = load_codec(args.ckpt)
     spec = dict(checkpoint_config(safe_load(args.ckpt), args.ckpt)["model"])
-    out.parent.mkdir(parents=True, exist_ok=True)
     export_checkpoint(codec.model, spec, str(out), half=args.half)
     check = load_codec(str(out))
     print(f"{out}: {out.stat().st_size / 2**20:.1f} MiB, model {check.model_id}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from hdc_lightning.cli.common import add_force
+
 
 def _positive(text: str) -> int:
     try:
@@ -55,6 +57,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--no-recursive", dest="recursive", action="store_false", help="only SRC itself, no subfolders")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_force(p)
     p.set_defaults(run=run)
 
 
@@ -72,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         recursive=args.recursive,
         progress=not args.quiet,
         fmt=args.fmt,
+        force=args.force,
     )
     print(report.summary())
     print(f"use: data.train.shards={report.pattern}")

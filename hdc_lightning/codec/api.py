@@ -202,7 +202,7 @@ def export_checkpoint(model: nn.Module, spec: dict, path: str, half: bool = Fals
 
     state = {f"{STATE_PREFIX}{k}": keep(k, v) for k, v in model.state_dict().items() if not k.startswith(skipped)}
     spec = {"name": spec.get("name"), "preset": spec.get("preset"), "args": dict(spec.get("args") or {})}
-    atomic_torch_save({"state_dict": state, "hyper_parameters": {"cfg": {"model": spec}}}, path)
+    atomic_torch_save({"state_dict": state, "hyper_parameters": {"cfg": {"model": spec}}}, path, record=True)
 
 
 def load_codec(ckpt_path: str, **options: Any) -> ImageCodec:

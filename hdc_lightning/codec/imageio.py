@@ -11,7 +11,7 @@ from PIL.PngImagePlugin import PngInfo
 
 from hdc_lightning.codec.container import MAX_PIXELS, MAX_SIDE
 from hdc_lightning.errors import DataError, first_line
-from hdc_lightning.fileio import MARKER
+from hdc_lightning.fileio import MARKER, output_file
 
 
 def read_image(path: str | Path, max_side: int = MAX_SIDE, max_pixels: int = MAX_PIXELS) -> torch.Tensor:
@@ -52,7 +52,7 @@ def write_image(path: str | Path, image: torch.Tensor) -> Path:
 def write_pil(path: str | Path, img: Image.Image) -> Path:
     """Write a PIL image in the format the suffix names.
 
-    A PNG carries hdc's marker in a text chunk, so a later run may replace it without --force.
+    Whole or not at all, and entered in the ledger (a later run may replace it without --force).
     """
     path = Path(path)
     fmt = image_format(path)
@@ -62,8 +62,8 @@ def write_pil(path: str | Path, img: Image.Image) -> Path:
         info.add_text("Software", MARKER)
         extra["pnginfo"] = info
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        img.save(path, format=fmt, **extra)
-    except (OSError, ValueError, KeyError) as e:
+        with output_file(path) as tmp:
+            img.save(tmp, format=fmt, **extra)
+    except (ValueError, KeyError) as e:
         raise DataError(f"{path}: cannot write image ({first_line(e)})") from None
     return path

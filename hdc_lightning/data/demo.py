@@ -22,6 +22,7 @@ import numpy as np
 from hdc_lightning.data.images import RAW_EXT, encode_raw
 from hdc_lightning.data.shards import DEFAULT_FORMAT, FORMATS, ShardSink
 from hdc_lightning.errors import DataError
+from hdc_lightning.fileio import check_output, write_bytes, write_text
 
 # (package, file inside it, licence) — all natural RGB photographs.
 TRAIN_PHOTOS = (
@@ -39,6 +40,7 @@ VAL_PHOTOS = (
 )
 
 NUM_SHARDS = 4
+SOURCES = "SOURCES.txt"  # where each photo comes from, with its licence
 CROPS_PER_PHOTO = 20
 CROP_RANGE = (256, 384)
 VAL_SIDE = 384
@@ -101,29 +103,29 @@ def _random_views(photo, stem: str, n: int, rng: random.Random):
         yield f"{stem}_{k:02d}", scaled.crop((left, top, left + w, top + h))
 
 
-def build_demo_data(out_dir: str | Path = "data/demo", fmt: str = DEFAULT_FORMAT) -> DemoReport:
+def build_demo_data(out_dir: str | Path = "data/demo", fmt: str = DEFAULT_FORMAT, force: bool = False) -> DemoReport:
     """Write the demo shards (``fmt``: raw pixels or PNG, the same pixels either way) and
-    the validation images into ``out_dir`` (overwriting)."""
+    the validation images into ``out_dir``, replacing files of those names only if hdc wrote
+    them (or with ``force``)."""
     from PIL import Image
 
     if fmt not in FORMATS:
         raise DataError(f"shard format {fmt!r} is not one of {', '.join(FORMATS)}")
     encode, ext = (_png, "png") if fmt == "png" else (_raw, RAW_EXT)
     out = Path(out_dir)
-    try:
-        (out / "val").mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise DataError(f"cannot create demo data folder {str(out)!r}: {e.strerror or e}") from None
+    shard_paths = [out / f"train-{k:06d}.tar" for k in range(NUM_SHARDS)]
+    val_names = [out / "val" / f"{Path(relpath).stem}.png" for _, relpath, _ in VAL_PHOTOS]
+    for path in (*shard_paths, *val_names, out / SOURCES):
+        check_output(path, force=force)  # before anything is written
     rng = random.Random(SEED)
     samples = []
     for package, relpath, _ in TRAIN_PHOTOS:
         photo = _open_rgb(package, relpath)
         samples += [(key, encode(view)) for key, view in _random_views(photo, Path(relpath).stem, CROPS_PER_PHOTO, rng)]
     rng.shuffle(samples)  # every shard mixes all photos
-    sink = ShardSink(out, "train", max_samples=math.ceil(len(samples) / NUM_SHARDS), max_bytes=1 << 40)
-    for key, payload in samples:
-        sink.write(key, ext, payload)
-    sink.close()
+    with ShardSink(out, "train", max_samples=math.ceil(len(samples) / NUM_SHARDS), max_bytes=1 << 40) as sink:
+        for key, payload in samples:
+            sink.write(key, ext, payload)
 
     val_paths, sources = [], ["# Demo data: photographs bundled in pip packages (package/file: licence)"]
     for package, relpath, licence in VAL_PHOTOS:
@@ -132,10 +134,9 @@ def build_demo_data(out_dir: str | Path = "data/demo", fmt: str = DEFAULT_FORMAT
         if scale < 1.0:
             photo = photo.resize((round(photo.width * scale), round(photo.height * scale)), Image.Resampling.LANCZOS)
         path = out / "val" / f"{Path(relpath).stem}.png"
-        path.write_bytes(_png(photo))
-        val_paths.append(path)
+        val_paths.append(write_bytes(path, _png(photo)))
     for split, photos in (("train", TRAIN_PHOTOS), ("val", VAL_PHOTOS)):
         sources += [f"{split}: {package}/{relpath}: {licence}" for package, relpath, licence in photos]
-    (out / "SOURCES.txt").write_text("\n".join(sources) + "\n")
+    write_text(out / SOURCES, "\n".join(sources) + "\n")
     pattern = str(out / f"train-{{000000..{len(sink.paths) - 1:06d}}}.tar")
     return DemoReport(sink.paths, len(samples), val_paths, pattern)

@@ -24,10 +24,15 @@ from pathlib import Path
 import numpy as np
 
 from hdc_lightning.data.images import (
-    MAX_IMAGE_FILE_BYTES, RAW_EXT, CorruptImage, decode_rgb, encode_raw, list_images,
+    MAX_IMAGE_FILE_BYTES,
+    RAW_EXT,
+    CorruptImage,
+    decode_rgb,
+    encode_raw,
+    list_images,
 )
 from hdc_lightning.errors import DataError
-from hdc_lightning.fileio import read_regular
+from hdc_lightning.fileio import check_output, output_file, read_regular
 
 _TAR_BLOCK = 512
 # raw: uncompressed RGB (``<key>.rgb8``), several times faster to load, larger on disk.
@@ -127,16 +132,29 @@ def encode_sample(data: bytes, resize: int | None = None, center_crop: int | Non
 
 
 class ShardSink:
-    """Opens ``<prefix>-NNNNNN.tar`` files in turn; each is written to ``.tmp`` and
-    renamed when complete, so a crash never leaves a half shard under the real name."""
+    """Opens ``<prefix>-NNNNNN.tar`` files in turn, each through
+    :func:`hdc_lightning.fileio.output_file`, so a crash or a full disk never leaves a half
+    shard under the real name. Use as a context manager: an error drops the open shard."""
 
     def __init__(self, out_dir: Path, prefix: str, max_samples: int, max_bytes: int):
         self.out_dir, self.prefix = out_dir, prefix
         self.max_samples, self.max_bytes = max_samples, max_bytes
         self.writer = None
         self.file = None
+        self._output = None
         self.count = self.size = 0
         self.paths: list[Path] = []
+
+    def __enter__(self) -> ShardSink:
+        return self
+
+    def __exit__(self, kind, error, tb) -> None:
+        if kind is None:
+            self.close()
+        elif self._output is not None:  # failed mid-shard: the temporary file goes, nothing is renamed
+            self.file.close()
+            self._output.__exit__(kind, error, tb)
+            self.writer = self.file = self._output = None
 
     def write(self, key: str, ext: str, payload: bytes) -> None:
         need = _tar_size(len(payload))
@@ -153,7 +171,8 @@ class ShardSink:
         from webdataset import TarWriter
 
         path = self.out_dir / f"{self.prefix}-{len(self.paths):06d}.tar"
-        self.file = open(path.with_name(path.name + ".tmp"), "wb")
+        self._output = output_file(path)
+        self.file = open(self._output.__enter__(), "wb")
         # mtime fixed and encoder off: identical inputs give byte-identical shards.
         self.writer = TarWriter(self.file, encoder=False, mtime=0.0)
         self.paths.append(path)
@@ -164,9 +183,9 @@ class ShardSink:
             return
         self.writer.close()
         self.file.close()
-        path = self.paths[-1]
-        os.replace(path.with_name(path.name + ".tmp"), path)
+        output, self._output = self._output, None
         self.writer = self.file = None
+        output.__exit__(None, None, None)
 
 
 def write_shards(
@@ -180,13 +199,15 @@ def write_shards(
     recursive: bool = True,
     progress: bool = True,
     fmt: str = DEFAULT_FORMAT,
+    force: bool = False,
 ) -> ShardReport:
     """Pack the images under ``src`` into tar shards in ``out_dir``, stored as ``fmt``
     (``raw`` pixels or ``png``, see :func:`encode_sample`).
 
     Files are taken in sorted order of their relative path; a shard is closed when it
     holds ``max_samples`` images or the next one would take it past ``max_bytes``
-    (a single larger image gets a shard of its own).
+    (a single larger image gets a shard of its own). Shards of that prefix already in
+    ``out_dir`` are replaced only if hdc wrote them, or with ``force``.
     """
     if max_samples < 1 or max_bytes < 4 * _TAR_BLOCK:
         raise DataError(f"max samples per shard must be >= 1 and max bytes >= {4 * _TAR_BLOCK} (got "
@@ -205,38 +226,37 @@ def write_shards(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise DataError(f"cannot create shard folder {str(out)!r}: {e.strerror or e}") from None
+    for old in sorted(out.glob(f"{prefix}-[0-9][0-9][0-9][0-9][0-9][0-9].tar")):
+        check_output(old, force=force)
 
     from tqdm.auto import tqdm
 
     report = ShardReport(fmt=fmt)
-    rotator = ShardSink(out, prefix, max_samples, max_bytes)
     used: set[str] = set()
     bar = tqdm(files, desc=f"shards {prefix}", unit="img", disable=not progress, dynamic_ncols=True)
+    rotator = ShardSink(out, prefix, max_samples, max_bytes)
     try:
-        for path in bar:
-            rel = path.relative_to(root)
-            try:
-                data = read_regular(path, MAX_IMAGE_FILE_BYTES, "image")
-                ext, payload = encode_sample(data, resize, center_crop, fmt)
-            except OSError as e:
-                report.skipped.append((rel.as_posix(), f"unreadable ({e.strerror or e})"))
-                continue
-            except ValueError as e:
-                report.skipped.append((rel.as_posix(), str(e)))
-                continue
-            rotator.write(_key_for(rel, used), ext, payload)
-            report.written += 1
-            report.total_bytes += len(payload)
-            report.source_bytes += len(data)
-            bar.set_postfix(shards=len(rotator.paths), skipped=len(report.skipped), refresh=False)
-        rotator.close()
+        with rotator:
+            for path in bar:
+                rel = path.relative_to(root)
+                try:
+                    data = read_regular(path, MAX_IMAGE_FILE_BYTES, "image")
+                    ext, payload = encode_sample(data, resize, center_crop, fmt)
+                except OSError as e:
+                    report.skipped.append((rel.as_posix(), f"unreadable ({e.strerror or e})"))
+                    continue
+                except ValueError as e:
+                    report.skipped.append((rel.as_posix(), str(e)))
+                    continue
+                rotator.write(_key_for(rel, used), ext, payload)
+                report.written += 1
+                report.total_bytes += len(payload)
+                report.source_bytes += len(data)
+                bar.set_postfix(shards=len(rotator.paths), skipped=len(report.skipped), refresh=False)
     except OSError as e:  # disk full, folder removed under us …
         raise DataError(f"writing shards to {str(out)!r} failed: {e.strerror or e}") from None
     finally:
         bar.close()
-        if rotator.file is not None:  # failed mid-shard: drop the partial file
-            rotator.file.close()
-            Path(rotator.file.name).unlink(missing_ok=True)
     report.shards = list(rotator.paths)
     if report.written == 0:
         raise DataError(f"no readable images under {str(root)!r} ({len(report.skipped)} file(s) skipped, "

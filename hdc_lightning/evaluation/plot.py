@@ -16,10 +16,10 @@ from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from hdc_lightning.errors import first_line
+from hdc_lightning.errors import DataError
 from hdc_lightning.evaluation.classical import CODECS
 from hdc_lightning.evaluation.results import LOWER_IS_BETTER, Curve, ResultsError
-from hdc_lightning.fileio import MARKER
+from hdc_lightning.fileio import MARKER, output_file
 
 LABELS = {
     "psnr-rgb": "PSNR (RGB) [dB] ↑",
@@ -198,11 +198,12 @@ def figure_path(path: str | Path) -> Path:
 def save_figure(fig: Figure, path: str | Path) -> Path:
     """Write ``fig`` (PNG, PDF or SVG by suffix) carrying hdc's marker; one-line errors."""
     path = figure_path(path)
+    suffix = path.suffix.lower()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, metadata={FIGURE_TYPES[path.suffix.lower()]: MARKER})
-    except OSError as e:
-        raise ResultsError(f"{path}: cannot write the figure ({e.strerror or first_line(e)})") from None
+        with output_file(path) as tmp:
+            fig.savefig(tmp, format=suffix[1:], metadata={FIGURE_TYPES[suffix]: MARKER})
+    except DataError as e:
+        raise ResultsError(str(e)) from None
     return path
 
 

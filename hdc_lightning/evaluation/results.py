@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hdc_lightning.errors import DataError
+from hdc_lightning.fileio import write_text
 
 # Keys averaged over images for each rate point (CompressAI names first).
 IMAGE_METRICS = ("bpp", "psnr-rgb", "ms-ssim-rgb", "lpips", "dists", "encoding_time", "decoding_time")
@@ -112,13 +112,8 @@ def _json_safe(obj: Any) -> Any:
 
 
 def write_json(path: Path, obj: Any) -> Path:
-    """Write JSON atomically (temp file + rename): a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(_json_safe(obj), indent=2, allow_nan=False) + "\n")
-    os.replace(tmp, path)
-    return path
+    """Write JSON whole or not at all (:func:`hdc_lightning.fileio.write_text`)."""
+    return write_text(path, json.dumps(_json_safe(obj), indent=2, allow_nan=False) + "\n")
 
 
 def write_curve(path: str | Path, curve: Curve) -> Path:

@@ -38,6 +38,7 @@ from hdc_lightning.evaluation.results import (
     write_per_image,
 )
 from hdc_lightning.evaluation.tiling import DEFAULT_MAX_PIXELS, Codec, choose_tile, code_image
+from hdc_lightning.fileio import check_component
 
 
 @dataclass
@@ -317,6 +318,18 @@ def _operating_points(ckpts: list[Path], labels: list[str], loader: Callable, op
 
 
 # ---- the whole evaluation -------------------------------------------------------------
+BD_NAME = "bd"  # OUTDIR/bd.json: the BD summary, so no curve may take that name
+
+
+def check_curve_name(name: object) -> str:
+    """``--name`` becomes OUTDIR/<name>.json: one plain file name, none of the files eval writes."""
+    check_component(name, "--name")
+    if name == BD_NAME or name in classical.CODECS:
+        what = "the BD summary" if name == BD_NAME else "the classical baseline of that name"
+        raise ConfigError(f"--name {name!r} is reserved for {what} ({name}.json); choose another name")
+    return name
+
+
 def run_eval(
     checkpoints: Sequence[str | Path],
     data: str | Path,
@@ -337,8 +350,7 @@ def run_eval(
     loader = loader or (lambda path: _load_codec(path, device=opts.codec_device))
     for b in opts.baselines:
         classical.get(b)  # unknown/unsupported codec: fail now
-    if name in classical.CODECS:
-        raise ConfigError(f"--name {name!r} is reserved for the classical baseline of that name")
+    check_curve_name(name)
     ckpts = resolve_checkpoints(checkpoints)
     anchor_ref = resolve_anchor(anchor, name, opts.baselines)
     images = _Images(Path(data), opts.limit)
@@ -407,7 +419,7 @@ def run_eval(
     if anchor_ref is not None:
         anchor_curve = anchor_ref if isinstance(anchor_ref, Curve) else next(c for c in curves if c.name == anchor_ref)
         bd = bd_table(curves, anchor_curve)
-        files.append(write_json(outdir / "bd.json", bd))
+        files.append(write_json(outdir / f"{BD_NAME}.json", bd))
     from hdc_lightning.evaluation.plot import rd_figure, save_figure
 
     shown = curves + ([anchor_ref] if isinstance(anchor_ref, Curve) else [])

@@ -7,7 +7,7 @@ import torch
 
 from hdc_lightning import rundir
 from hdc_lightning.checkpoints import atomic_torch_save, load_state_dict, safe_load
-from hdc_lightning.errors import CheckpointError, ConfigError, RunDirError
+from hdc_lightning.errors import CheckpointError, ConfigError, DataError, RunDirError
 
 
 def _cfg(tmp_path, **run):
@@ -71,11 +71,11 @@ def test_atomic_save_leaves_no_partial_file(tmp_path, monkeypatch):
     atomic_torch_save({"state_dict": {"w": torch.ones(2)}}, target)
 
     def broken_save(obj, f):
-        f.write(b"partial")
-        raise OSError("disk full")
+        open(f, "wb").write(b"partial")
+        raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(OSError):
+    with pytest.raises(DataError, match="cannot write .No space left"):
         atomic_torch_save({"state_dict": {"w": torch.zeros(2)}}, target)
     monkeypatch.undo()
     assert torch.equal(safe_load(target)["state_dict"]["w"], torch.ones(2))  # old one intact

@@ -149,7 +149,7 @@ def test_plot_output_path_errors_are_one_line(tmp_path, capsys):
     res = _write(tmp_path, "a.json", {"results": {"bpp": [0.1, 0.2], "psnr-rgb": [29.0, 31.0]}})
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    _one_error(["plot", res, "-o", blocker / "x.png"], capsys, "cannot write the figure")
+    _one_error(["plot", res, "-o", blocker / "x.png"], capsys, "is a file, not a folder")  # not "File exists"
     _one_error(["plot", res, "-o", tmp_path / "fig.xyz"], capsys, ".png, .pdf, .svg")
     _one_error(["plot", res, "-o", tmp_path / "fig"], capsys, ".png, .pdf, .svg")
     assert not (tmp_path / "fig.png").exists()

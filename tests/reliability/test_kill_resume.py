@@ -21,6 +21,7 @@ import pytest
 import torch
 
 from hdc_lightning.checkpoints import safe_load
+from hdc_lightning.fileio import is_temp
 from tests.helpers.configs import REPO, TINY_LIC, fit_overrides
 from tests.helpers.reliability import (
     alive,
@@ -106,7 +107,7 @@ class CheckpointWatcher(threading.Thread):
     def check(self) -> None:
         assert not self.bad, "half-written or unreadable checkpoint seen: " + " | ".join(self.bad[:3])
         # temp files are hidden and never carry the .ckpt suffix (checked above by name)
-        assert all(n.startswith(".") and ".tmp" in n for n in self.temp_names), self.temp_names
+        assert all(is_temp(n) for n in self.temp_names), self.temp_names
 
 
 def _popen(argv: list[str], log: Path) -> subprocess.Popen:
@@ -308,7 +309,7 @@ def test_a_save_killed_midway_leaves_the_old_checkpoint_and_resume_removes_its_t
     proc = subprocess.Popen([sys.executable, "-c", code, str(ckdir / "last.ckpt")], cwd=REPO, env=cli_env())
     try:
         wait_for(
-            lambda: any(".tmp" in n for n in os.listdir(ckdir)) or proc.poll() is not None,
+            lambda: any(is_temp(n) for n in os.listdir(ckdir)) or proc.poll() is not None,
             120,
             every=0.001,
             what="the temp file of the save",
