@@ -37,6 +37,10 @@ class RunDirError(HDCError):
     """The run directory cannot be used (exists without resume/overwrite, unwritable, full)."""
 
 
+class Preempted(HDCError):
+    """Training was stopped by SIGTERM (a scheduler, ``timeout``); its progress is checkpointed."""
+
+
 def first_line(e: BaseException, limit: int = 200) -> str:
     """The first line of an exception's message (its type name when empty), cut to ``limit``."""
     lines = str(e).strip().splitlines()

@@ -7,7 +7,6 @@ config runs on one CPU, 2-process CPU DDP or N GPUs.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,8 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from hdc_lightning import registry, rundir
 from hdc_lightning.callbacks import AtomicCheckpointIO, LastCheckpoint, RDPFigureCallback
 from hdc_lightning.config.load import to_yaml
-from hdc_lightning.errors import CheckpointError, ConfigError, HDCError
+from hdc_lightning.config.values import check_values
+from hdc_lightning.errors import CheckpointError, ConfigError, HDCError, Preempted
 
 
 @dataclass(frozen=True)
@@ -85,21 +85,6 @@ def build_trainer(cfg: dict, run_dir: Path, extra_callbacks: list[L.Callback] | 
     )
 
 
-def check_hparams(cfg: dict) -> None:
-    """Refuse values that would train nonsense or never end (a non-finite lr, no step limit)."""
-    steps = cfg["trainer"]["max_steps"]
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ConfigError(f"trainer.max_steps must be a positive number of steps, got {steps!r}")
-    for key, value in cfg["phase"].items():
-        if key == "lr" or key.endswith("_lr"):
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float))
-                or not (math.isfinite(value) and value > 0)
-            ):
-                raise ConfigError(f"phase.{key} must be a positive finite learning rate, got {value!r}")
-
-
 def _check_final_checkpoint(path: Path) -> None:
     """``done.json`` promises a finished stage: only when its checkpoint exists and loads."""
     from hdc_lightning.checkpoints import safe_load
@@ -122,7 +107,7 @@ def fit(cfg: dict[str, Any], extra_callbacks: list[L.Callback] | None = None) ->
             "run.resume and run.init_from cannot both be set: resume restores this stage's full state, "
             "init_from loads weights from other stages"
         )
-    check_hparams(cfg)
+    check_values(cfg)  # also done by load_config; fit(cfg) may be given a dict directly
     # Data and phase first: a bad shard pattern or missing weights fail before a run directory exists.
     L.seed_everything(run["seed"], workers=True, verbose=False)
     datamodule = LightningData(build_datamodule(cfg["data"], seed=run["seed"]))
@@ -135,7 +120,16 @@ def fit(cfg: dict[str, Any], extra_callbacks: list[L.Callback] | None = None) ->
     if run["freeze"]:
         phase.freeze(list(run["freeze"]))
     trainer = build_trainer(cfg, run_dir, extra_callbacks)
-    trainer.fit(phase, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
+    try:
+        trainer.fit(phase, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
+    except SystemExit:  # Lightning ends a SIGTERM'd fit with SystemExit(None), i.e. status 0
+        if not trainer.received_sigterm:
+            raise
+        last = rundir.last_ckpt_of(run_dir)
+        saved = f"{last} holds step {trainer.global_step}" if last.is_file() else "no checkpoint was written yet"
+        raise Preempted(
+            f"{run_dir}: stopped by SIGTERM; {saved}; rerun the command with run.resume=true to continue"
+        ) from None
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if getattr(v, "numel", lambda: 1)() == 1}
     if trainer.is_global_zero and not trainer.interrupted:
         _check_final_checkpoint(rundir.last_ckpt_of(run_dir))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 
 def _baselines(text: str) -> list[str]:
@@ -142,10 +143,15 @@ def run(args: argparse.Namespace) -> int:
     from hdc_lightning.errors import ConfigError
     from hdc_lightning.evaluation import classical
     from hdc_lightning.evaluation.runner import EvalOptions, run_eval
+    from hdc_lightning.evaluation.tiling import MIN_TILE
 
     baselines = classical.supported() if args.baselines is None else _baselines(args.baselines)
-    if args.tile is not None and args.tile < 0:
-        raise ConfigError(f"--tile must be 0 (never) or a positive size, got {args.tile}")
+    if args.tile is not None and (args.tile < 0 or 0 < args.tile < MIN_TILE):
+        raise ConfigError(f"--tile must be 0 (never) or at least {MIN_TILE} pixels, got {args.tile}")
+    if not (math.isfinite(args.max_mpix) and args.max_mpix > 0):
+        raise ConfigError(f"--max-mpix must be a positive number of megapixels, got {args.max_mpix}")
+    if args.limit is not None and args.limit < 1:
+        raise ConfigError(f"--limit must be at least 1 image, got {args.limit}")
     check_device(args.device, "--device")
     check_device(args.metrics_device, "--metrics-device")
     _check_outputs(args, baselines)

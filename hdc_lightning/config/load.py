@@ -18,17 +18,47 @@ from omegaconf.errors import OmegaConfBaseException
 
 from hdc_lightning.config.schema import Config
 from hdc_lightning.errors import ConfigError, RegistryError
+from hdc_lightning.fileio import read_regular
 
 EXTENDS_KEY = "extends"
 _MAX_DEPTH = 16
+MAX_CONFIG_BYTES = 1 << 20
+MAX_NESTING = 32  # configs nest a handful of levels; YAML/JSON bombs nest thousands
+MAX_NODES = 100_000  # values after aliases are expanded; an alias bomb expands to billions
+
+
+def _expanded_size(node: yaml.Node, depth: int, memo: dict[int, int]) -> int:
+    """Number of values ``node`` stands for once every alias is expanded (anchored nodes are
+    shared, so the memo keeps this linear in the file); ConfigError past the limits."""
+    if depth > MAX_NESTING:
+        raise ConfigError(f"nested deeper than {MAX_NESTING} levels")
+    if id(node) in memo:
+        return memo[id(node)]
+    children = node.value if isinstance(node, (yaml.SequenceNode, yaml.MappingNode)) else []
+    if isinstance(node, yaml.MappingNode):
+        children = [n for pair in children for n in pair]
+    size = 1 + sum(_expanded_size(child, depth + 1, memo) for child in children)
+    if size > MAX_NODES:
+        raise ConfigError(f"expands to more than {MAX_NODES} values (YAML aliases)")
+    memo[id(node)] = size
+    return size
 
 
 def _read_yaml(path: Path) -> dict:
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
+        text = read_regular(path, MAX_CONFIG_BYTES, "config file").decode("utf-8")
+        # Composed first (aliases not expanded) to bound what loading would build; then
         # safe_load: a config can never construct Python objects or run code.
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        if root is not None:
+            _expanded_size(root, 0, {})
+        data = yaml.safe_load(text)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested deeper than {MAX_NESTING} levels") from None
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ConfigError(f"{path}: not valid YAML ({first})") from None
@@ -64,6 +94,16 @@ def parse_overrides(overrides: Iterable[str]) -> DictConfig:
     for item in items:
         if "=" not in item or item.startswith("="):
             raise ConfigError(f"override '{item}': expected key.path=value")
+        try:  # a value is YAML too: the same bounds as a file
+            node = yaml.compose(item.split("=", 1)[1], Loader=yaml.SafeLoader)
+            if node is not None:
+                _expanded_size(node, 0, {})
+        except ConfigError as e:
+            raise ConfigError(f"override '{item[:60]}': {e}") from None
+        except RecursionError:
+            raise ConfigError(f"override '{item[:60]}': nested deeper than {MAX_NESTING} levels") from None
+        except yaml.YAMLError:
+            pass  # OmegaConf reports it below, as before
     try:
         return OmegaConf.from_dotlist(items)
     except (OmegaConfBaseException, yaml.YAMLError) as e:  # a value's YAML tag (e.g. !!python/...) is refused
@@ -116,9 +156,11 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> dict:
     container["phase"] = validate_phase(container.get("phase"))
     if not container["run"]["name"]:
         container["run"]["name"] = path.stem if path.parent.name in ("", ".") else f"{path.parent.name}-{path.stem}"
+    from hdc_lightning.config.values import check_values
     from hdc_lightning.rundir import check_run_name
 
     check_run_name(container["run"]["name"])  # before any data or model is built
+    check_values(container)
     container["run"]["config_path"] = str(path)
     return container
 

@@ -16,6 +16,7 @@ import torch
 
 DEFAULT_MAX_PIXELS = 4 * 1024 * 1024  # whole-image coding up to 4 MPix (a 2048² image)...
 DEFAULT_TILE = 1024  # ...and tiles of about 1024² beyond
+MIN_TILE = 64  # smaller tiles would be mostly padding (the codecs pad to multiples of 64) and countless
 
 
 class Codec(Protocol):
