@@ -28,6 +28,10 @@ MSSSIM_MIN_SIDE = (11 - 1) * 2**4 + 1
 
 _announced: set[str] = set()
 
+# LPIPS's AlexNet trunk leaves no feature map from a side under 31 px; such an image gets no
+# LPIPS (and a curve holding one no LPIPS mean, as with MS-SSIM).
+LPIPS_MIN_SIDE = 31
+
 
 def note_once(key: str, message: str) -> None:
     """Print a notice to stderr the first time ``key`` is seen in this process."""
@@ -158,7 +162,11 @@ class MetricSuite:
             out["ms-ssim-rgb"] = ms
         a, b = a.to(self.device), b.to(self.device)
         lp = self._net("lpips")
-        if lp is not None:
+        if lp is not None and min(a.shape[-2:]) < LPIPS_MIN_SIDE:
+            note_once(
+                "lpips-small", f"LPIPS needs images of at least {LPIPS_MIN_SIDE} px a side; smaller images get none"
+            )
+        elif lp is not None:
             # lpips expects [-1, 1] inputs.
             out["lpips"] = float(lp(b * 2 - 1, a * 2 - 1).mean())
         ds = self._net("dists")
