@@ -10,7 +10,9 @@ from __future__ import annotations
 import io
 import os
 import random
+import re
 import struct
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +43,12 @@ class ImageTooLarge(CorruptImage):
     """An image whose header declares more pixels than the caller accepts."""
 
 
+# Pixel budget of every decode, checked on the header whatever the caller asks: 64 Mpx is a
+# 0.2 GB uint8 image, larger than any photo the loaders need, far below what a forged
+# header can declare (a 630-byte JPEG can claim 65535²).
+DECODE_MAX_PIXELS = 1 << 26
+
+
 def list_images(folder: str | os.PathLike, recursive: bool = True) -> list[Path]:
     """Image files under ``folder``, sorted by relative path; DataError when there are none."""
     root = Path(folder).expanduser()
@@ -66,16 +74,15 @@ def decode_rgb(data: bytes, max_side: int | None = None, max_pixels: int | None 
     """Decode encoded image bytes to an RGB uint8 tensor ``[3, H, W]`` (see :func:`pil_to_rgb`).
 
     Every reader (compress, eval, shards, the training loader) decodes through here, so an
-    image looks the same everywhere. ``max_side``/``max_pixels`` are checked on the header,
-    before the pixels are decoded. JPEG goes through torchvision's libjpeg (straight into a
+    image looks the same everywhere. ``max_side``/``max_pixels`` (at most DECODE_MAX_PIXELS,
+    always applied) are checked on the header, before the pixels are decoded. JPEG goes through torchvision's libjpeg (straight into a
     CHW tensor, EXIF orientation applied as in :func:`pil_to_rgb`); everything else, PNG
     included (torchvision's libpng wrapper crashes the process on damaged pixel data), and
     any JPEG torchvision refuses, goes through Pillow.
     """
     if not data:
         raise CorruptImage("empty file")
-    if max_side is not None or max_pixels is not None:
-        _check_size(data, max_side, max_pixels)
+    _check_size(data, max_side, min(max_pixels or DECODE_MAX_PIXELS, DECODE_MAX_PIXELS))
     x = None
     if bytes(data[:3]) == b"\xff\xd8\xff":
         from torchvision.io import ImageReadMode, decode_jpeg
@@ -134,9 +141,15 @@ def _open(data: bytes):
     from PIL import Image, UnidentifiedImageError
 
     try:
-        return Image.open(io.BytesIO(data))
+        with warnings.catch_warnings():  # sizes are checked against our own budget, not Pillow's
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(io.BytesIO(data))
     except UnidentifiedImageError:  # its message shows a BytesIO repr, not a reason
         raise CorruptImage("unknown image format; PNG, JPEG, WebP, TIFF, BMP and PPM are read") from None
+    except Image.DecompressionBombError as e:  # Pillow's own bound, far above ours: say ours
+        declared = re.search(r"\((\d+) pixels\)", str(e))
+        size = f"{int(declared.group(1)) / 2**20:.1f} Mpx" if declared else "too many pixels"
+        raise ImageTooLarge(f"image declares {size}, over the limit of {DECODE_MAX_PIXELS / 2**20:.1f} Mpx") from None
     except _pil_errors() as e:
         raise CorruptImage(first_line(e)) from None
 
@@ -144,12 +157,17 @@ def _open(data: bytes):
 def _check_size(data: bytes, max_side: int | None, max_pixels: int | None) -> None:
     with _open(data) as im:
         w, h = im.size
-    if (max_side and max(w, h) > max_side) or (max_pixels and w * h > max_pixels):
-        raise ImageTooLarge(f"image is {w}x{h}, over the limit of {max_side} per side and {max_pixels} pixels")
+    if max_side and max(w, h) > max_side:
+        raise ImageTooLarge(f"image is {w}x{h}, over the limit of {max_side} pixels per side")
+    if max_pixels and w * h > max_pixels:
+        raise ImageTooLarge(f"image is {w}x{h} ({w * h / 2**20:.1f} Mpx), over the limit of {max_pixels / 2**20:.1f} Mpx")
 
 
 def _decode_pil(data: bytes) -> torch.Tensor:
-    with _open(data) as im:
+    from PIL import Image
+
+    with _open(data) as im, warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
             im.load()
             rgb = pil_to_rgb(im)

@@ -3,13 +3,21 @@ instead of ending the whole evaluation; ``hdc compare`` takes every size compres
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import struct
+import zlib
 
 import pytest
+from PIL import Image
 
 from hdc_lightning.cli import main
+from hdc_lightning.data.images import ImageTooLarge, decode_rgb, read_rgb
+from hdc_lightning.data.shards import write_shards
 from tests.helpers.images import save_image
 from tests.helpers.models import random_init_checkpoint
+from tests.helpers.reliability import peak_rss, peak_rss_supported
 
 HDC_TINY = {"name": "hdc", "preset": "tiny", "args": {}}
 
@@ -42,3 +50,55 @@ def test_compare_takes_the_sizes_compress_takes(tmp_path, hdc_ckpt, capsys, size
     assert main(["compress", str(image), "--ckpt", str(hdc_ckpt)]) == 0
     assert main(["compare", str(image), "--ckpt", str(hdc_ckpt), "-o", str(out)]) == 0, capsys.readouterr().err
     assert out.is_file() and out.stat().st_size > 0
+
+
+# ---- case 8: one pixel budget, read from the header, before any decode ---------------------
+def _forged_jpeg(side: int) -> bytes:
+    """A few hundred bytes whose JPEG header declares side x side pixels."""
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 16)).save(buf, "JPEG")
+    data = bytearray(buf.getvalue())
+    sof = data.find(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = side.to_bytes(2, "big") * 2
+    return bytes(data)
+
+
+def _forged_png(side: int) -> bytes:
+    """A valid PNG signature and IHDR declaring side x side pixels, and a tiny IDAT."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("forge, name", [(_forged_jpeg, "bomb.jpg"), (_forged_png, "bomb.png")])
+def test_forged_headers_are_refused_before_decoding(tmp_path, forge, name):
+    data = forge(30000)
+    assert len(data) < 1000
+    with pytest.raises(ImageTooLarge, match="858.3 Mpx, over the limit of 64.0 Mpx"):
+        decode_rgb(data)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / name).write_bytes(data)
+    save_image(src / "ok.png", 32, 32, seed=0)
+    grew: list[int] = []
+    with peak_rss(grew) if peak_rss_supported() else contextlib.nullcontext():
+        report = write_shards(src, tmp_path / "out", progress=False, fmt="raw")
+    assert report.written == 1 and report.skipped[0][0] == name and "over the limit" in report.skipped[0][1]
+    assert sum(p.stat().st_size for p in report.shards) < 1 << 20
+    assert all(g < 200 * 2**20 for g in grew)  # nothing near the 2.7 GB the header asks for
+
+
+def test_eval_and_the_folder_loader_skip_a_forged_jpeg(tmp_path, lic_ckpt, capsys):
+    data = tmp_path / "img"
+    save_image(data / "a.png", 64, 64, seed=0)
+    (data / "bomb.jpg").write_bytes(_forged_jpeg(12000))
+    out = tmp_path / "eval"
+    argv = ["eval", str(lic_ckpt), "--data", str(data), "-o", str(out), "--baselines", "none", "--no-progress"]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "bomb.jpg" in err and "12000x12000" in err
+    with pytest.raises(ImageTooLarge):
+        read_rgb(data / "bomb.jpg")
