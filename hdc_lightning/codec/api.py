@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from hdc_lightning.checkpoints import checkpoint_config, safe_load
 from hdc_lightning.codec.container import MODEL_ID_BYTES, Header
-from hdc_lightning.errors import BitstreamError, CheckpointError, HDCError
+from hdc_lightning.errors import BitstreamError, CheckpointError, HDCError, first_line
 
 STATE_PREFIX = "model."
 
@@ -107,20 +107,44 @@ def check_model_id(header: Header, codec: ImageCodec, source: str) -> None:
         )
 
 
-def _load_model(ckpt: dict, spec: dict, path: str) -> nn.Module:
+# A model spec may ask for at most this many values per value the file stores (exports leave
+# training-only parts out), so a forged spec in a small file cannot make us allocate gigabytes.
+SPEC_SIZE_RATIO = 8
+
+
+def _build_checked(spec: dict, state: dict, path: str) -> nn.Module:
+    """Build the spec's model, first on the meta device (no memory) to check that it can be
+    built at all and is not far larger than the weights the file holds."""
     from hdc_lightning import registry
+
+    def build() -> nn.Module:
+        try:
+            return registry.build_spec("model", spec, where="checkpoint model")
+        except HDCError as e:
+            raise CheckpointError(f"{path}: cannot rebuild its model ({e})") from None
+        except (TypeError, ValueError, RuntimeError, OverflowError, AssertionError) as e:  # e.g. a size of -3 or "x"
+            raise CheckpointError(f"{path}: its model spec cannot be built ({first_line(e)})") from None
+
+    with torch.device("meta"):
+        wanted = sum(t.numel() for t in build().state_dict().values())
+    stored = sum(t.numel() for t in state.values() if isinstance(t, torch.Tensor))
+    if wanted > SPEC_SIZE_RATIO * stored + (1 << 20):
+        raise CheckpointError(
+            f"{path}: its model spec asks for {wanted:,} values but the file holds {stored:,}; a damaged or forged file"
+        )
+    return build()
+
+
+def _load_model(ckpt: dict, spec: dict, path: str) -> nn.Module:
     from hdc_lightning.models.lic.buffers import resize_entropy_buffers
 
-    try:
-        model = registry.build_spec("model", spec, where="checkpoint model")
-    except HDCError as e:
-        raise CheckpointError(f"{path}: cannot rebuild its model ({e})") from None
     state = ckpt.get("state_dict")
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: has no state_dict")
     state = {k[len(STATE_PREFIX) :]: v for k, v in state.items() if k.startswith(STATE_PREFIX)}
     if not state:
         raise CheckpointError(f"{path}: no weights under '{STATE_PREFIX}'")
+    model = _build_checked(spec, state, path)
     # Training-only parts an export leaves out are zeros (the model id does not depend on
     # their init); entropy tables a file lacks stay empty and are built by load_codec.
     skipped = getattr(model, "TRAINING_ONLY", ())

@@ -10,6 +10,7 @@ import struct
 import zlib
 
 import pytest
+import torch
 from PIL import Image
 
 from hdc_lightning.cli import main
@@ -17,7 +18,7 @@ from hdc_lightning.data.images import ImageTooLarge, decode_rgb, read_rgb
 from hdc_lightning.data.shards import write_shards
 from tests.helpers.images import save_image
 from tests.helpers.models import random_init_checkpoint
-from tests.helpers.reliability import peak_rss, peak_rss_supported
+from tests.helpers.reliability import check_one_line, peak_rss, peak_rss_supported
 
 HDC_TINY = {"name": "hdc", "preset": "tiny", "args": {}}
 
@@ -102,3 +103,33 @@ def test_eval_and_the_folder_loader_skip_a_forged_jpeg(tmp_path, lic_ckpt, capsy
     assert "bomb.jpg" in err and "12000x12000" in err
     with pytest.raises(ImageTooLarge):
         read_rgb(data / "bomb.jpg")
+
+
+# ---- case 10: a checkpoint's model spec is checked before anything is allocated -------------
+def _with_spec(src, dst, args: dict):
+    ckpt = torch.load(src, map_location="cpu", weights_only=True)
+    ckpt["hyper_parameters"]["cfg"]["model"]["args"] = args
+    torch.save(ckpt, dst)
+    return dst
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        ({"N": 60000, "M": 60000, "Nh": 60000, "groups": [30000, 30000]}, "asks for"),  # tens of GB if built
+        ({"N": -3}, "cannot be built"),
+        ({"M": "x"}, "model"),
+        ({"groups": [16, 48, 9999]}, "model"),
+    ],
+)
+def test_a_forged_model_spec_is_refused_before_it_is_built(tmp_path, lic_ckpt, capfd, args, needle):
+    forged = _with_spec(lic_ckpt, tmp_path / "forged.ckpt", args)
+    grew: list[int] = []
+    with peak_rss(grew) if peak_rss_supported() else contextlib.nullcontext():
+        code = main(["compress", str(save_image(tmp_path / "a.png", 32, 32, seed=0)), "--ckpt", str(forged)])
+    err = capfd.readouterr().err
+    lines = [ln for ln in err.splitlines() if ": error: " in ln]
+    assert code == 2 and len(lines) == 1, err[-2000:]
+    check_one_line(lines[0])
+    assert str(forged) in lines[0] and needle in lines[0], lines[0]
+    assert all(g < 500 * 2**20 for g in grew)

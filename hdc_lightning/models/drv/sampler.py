@@ -18,9 +18,9 @@ def make_betas(n_steps: int, start: float, end: float, kind: str = "sqrt_linear"
     if n_steps < 1 or not (0 < start <= end < 1):
         raise ValueError(f"need n_steps >= 1 and 0 < beta_start <= beta_end < 1, got {n_steps}, {start}, {end}")
     if kind == "sqrt_linear":
-        return torch.linspace(math.sqrt(start), math.sqrt(end), n_steps, dtype=torch.float64) ** 2
+        return torch.linspace(math.sqrt(start), math.sqrt(end), n_steps, dtype=torch.float64, device="cpu") ** 2
     if kind == "linear":
-        return torch.linspace(start, end, n_steps, dtype=torch.float64)
+        return torch.linspace(start, end, n_steps, dtype=torch.float64, device="cpu")
     raise ValueError(f"unknown beta schedule '{kind}'; known: sqrt_linear, linear")
 
 
@@ -75,7 +75,7 @@ class DRVSampler(nn.Module):
         betas = make_betas(n_steps, beta_start, beta_end, schedule)
         alphas = 1 - betas
         abar = torch.cumprod(alphas, 0)
-        abar_prev = torch.cat([torch.ones(1, dtype=torch.float64), abar[:-1]])
+        abar_prev = torch.cat([torch.ones(1, dtype=torch.float64, device="cpu"), abar[:-1]])
         # Coefficients kept as Python floats: identical on every device, never in state_dict.
         self.sqrt_abar_last = math.sqrt(abar[-1].item())
         self.sqrt_1m_abar_last = math.sqrt(1 - abar[-1].item())
