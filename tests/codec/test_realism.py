@@ -40,10 +40,9 @@ def test_learned_realism_decodes_x_tilde_at_that_level(tmp_path):
     ckpt = random_init_checkpoint(tmp_path / "hdc-tiny.ckpt", HDC_TINY, seed=0)
     codec = load_codec(str(ckpt))
     assert codec.realism_mode() == "learned"
-    with torch.no_grad():  # a trained decoder: its SFTs and realism MLP away from zero
-        for sft in codec.model.perceptual.sft.values():
-            torch.nn.init.normal_(sft.gamma.weight, std=0.05)
-        torch.nn.init.normal_(codec.model.perceptual.realism[-1].weight, std=0.5)
+    with torch.no_grad():  # a trained decoder: its realism heads away from zero
+        for head in codec.model.perceptual.realism.heads.values():
+            torch.nn.init.normal_(head.weight, std=0.5)
     data = codec.encode(synthetic_image(48, 64, seed=3))
     at = {a: codec.decode(data, realism=a).image for a in (0.0, 0.5, 1.0)}
     _, full = codec.decode_full(data, realism=0.5)

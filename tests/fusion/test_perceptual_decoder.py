@@ -74,9 +74,8 @@ def test_the_realism_level_changes_x_tilde_not_the_start():
     with torch.no_grad():
         at = {a: model.correct_and_decode(d_hat, x_hat_lic, DRVs(), a) for a in (0.0, 1.0, None)}
         assert torch.equal(at[0.0], at[1.0]) and torch.equal(at[1.0], at[None])  # zero-init: no effect yet
-        for sft in model.perceptual.sft.values():  # once the SFTs and the realism MLP have learned …
-            torch.nn.init.normal_(sft.gamma.weight, std=0.05)
-        torch.nn.init.normal_(model.perceptual.realism[-1].weight, std=0.5)
+        for head in model.perceptual.realism.heads.values():  # once the realism heads have learned …
+            torch.nn.init.normal_(head.weight, std=0.5)
         a0 = model.correct_and_decode(d_hat, x_hat_lic, DRVs(), 0.0)
         a1 = model.correct_and_decode(d_hat, x_hat_lic, DRVs(), torch.ones(2))
         assert not torch.equal(a0, a1)  # … a moves the output
@@ -88,10 +87,12 @@ def test_the_realism_mlp_is_in_the_graph_from_the_first_step():
     model = _copied()
     d_hat, x_hat_lic = _inputs(model)
     model.correct_and_decode(d_hat, x_hat_lic, DRVs(), torch.tensor([0.2, 0.9])).square().mean().backward()
-    for sft in model.perceptual.sft.values():  # γ, β learn first …
+    for sft in model.perceptual.sft.values():
         assert sft.gamma.weight.grad.abs().sum() > 0
-    # … the MLP's gradient flows through their zero-initialised weights: zero now, not once they move
     assert all(p.grad is not None for p in model.perceptual.realism.parameters())
+    # the heads modulate the decoder's own features, so they learn from the first step
+    for head in model.perceptual.realism.heads.values():
+        assert head.weight.grad.abs().sum() > 0
 
 
 def test_scales_must_be_up_levels_of_the_decoder():

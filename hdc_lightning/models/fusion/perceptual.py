@@ -30,8 +30,7 @@ REALISM_FEATURES = 7
 
 class SFT(nn.Module):
     """Spatial feature transform ``h + h·γ(f) + β(f)`` (Wang et al., CVPR 2018), zero-initialised
-    so that a fresh module is the identity. ``film`` (per-channel scale and shift of the
-    condition, from the realism level) modulates f before γ and β read it."""
+    so that a fresh module is the identity."""
 
     def __init__(self, cond_ch: int, channels: int, padding_mode: str):
         super().__init__()
@@ -42,12 +41,35 @@ class SFT(nn.Module):
             nn.init.zeros_(conv.weight)
             nn.init.zeros_(conv.bias)
 
-    def forward(self, h: torch.Tensor, f: torch.Tensor, film: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
         f = F.silu(self.hidden(f))
-        if film is not None:
-            scale, shift = film[:, :, None, None].chunk(2, dim=1)
-            f = f * (1 + scale) + shift
         return h + h * self.gamma(f) + self.beta(f)
+
+
+def film(h: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+    """Per-channel ``h·(1 + scale) + shift``; ``params`` [B, 2C] holds scale then shift."""
+    scale, shift = params[:, :, None, None].chunk(2, dim=1)
+    return h * (1 + scale) + shift
+
+
+class RealismEmbedding(nn.Module):
+    """Realism level a [B] → one FiLM per injection scale, [B, 2·channels] each.
+
+    The heads are zero-initialised, so a fresh embedding leaves the decoder unchanged; they
+    modulate the decoder's own features (not only the condition), so the loss reaches them
+    from the first step whatever the SFTs have learnt."""
+
+    def __init__(self, channels: Mapping[int, int], hidden: int):
+        super().__init__()
+        self.trunk = nn.Sequential(nn.Linear(REALISM_FEATURES, hidden), nn.SiLU())
+        self.heads = nn.ModuleDict({str(s): nn.Linear(hidden, 2 * c) for s, c in channels.items()})
+        for head in self.heads.values():
+            nn.init.zeros_(head.weight)
+            nn.init.zeros_(head.bias)
+
+    def forward(self, a: torch.Tensor) -> dict[int, torch.Tensor]:
+        e = self.trunk(realism_features(a))
+        return {int(s): head(e) for s, head in self.heads.items()}
 
 
 class FidelityPyramid(nn.Module):
@@ -92,7 +114,7 @@ class PerceptualDecoder(nn.Module):
         z' ─ post_quant ─ g_s: mid ─ up ─(SFT 1/8)─ up ─(SFT 1/4)─ up ─(SFT 1/2)─ up ─(SFT 1/1)─ out ─ x̃
                                           ▲               ▲               ▲               ▲
         x̂_lic ─ FidelityPyramid ──────── f₈ ──────────── f₄ ──────────── f₂ ──────────── f₁
-        realism a ─ MLP(0-init) ─ FiLM of each f (``realism=True``)
+        realism a ─ MLP(0-init heads) ─ FiLM after each SFT (``realism=True``)
 
     ``realism=True`` makes it one decoder for a range of realism levels a ∈ [0, 1] (Agustsson
     et al., "Multi-Realism Image Compression with a Conditional Generator", CVPR 2023): the
@@ -121,12 +143,7 @@ class PerceptualDecoder(nn.Module):
         self.scales = tuple(sorted(int(s) for s in scales))
         self.pyramid = FidelityPyramid(self.scales, cond_ch, pm)
         self.sft = nn.ModuleDict({str(s): SFT(cond_ch, channels[s], pm) for s in self.scales})
-        self.realism = None
-        if realism:
-            last = nn.Linear(cond_ch, 2 * cond_ch * len(self.scales))
-            nn.init.zeros_(last.weight)
-            nn.init.zeros_(last.bias)
-            self.realism = nn.Sequential(nn.Linear(REALISM_FEATURES, cond_ch), nn.SiLU(), last)
+        self.realism = RealismEmbedding({s: channels[s] for s in self.scales}, 2 * cond_ch) if realism else None
 
     @property
     def conditioned(self) -> bool:
@@ -144,10 +161,12 @@ class PerceptualDecoder(nn.Module):
         if self.realism is not None:
             a = torch.as_tensor(1.0 if realism is None else realism, dtype=z.dtype, device=z.device)
             a = a.expand(z.shape[0]) if a.dim() == 0 else a
-            emb = self.realism(realism_features(a)).chunk(len(self.scales), dim=1)
-            films = dict(zip(self.scales, emb))
+            films = self.realism(a)
 
         def inject(h: torch.Tensor, s: int) -> torch.Tensor:
-            return self.sft[str(s)](h, feats[s], films.get(s)) if s in feats else h
+            if s not in feats:
+                return h
+            h = self.sft[str(s)](h, feats[s])
+            return film(h, films[s]) if s in films else h
 
         return (self.g_s(self.post_quant(z), inject) + 1) / 2
