@@ -8,6 +8,8 @@ uses it); later stages read earlier stages' weights with :func:`load_state_dict`
 
 from __future__ import annotations
 
+import os
+import stat
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -33,8 +35,13 @@ def safe_load(path: str | Path, map_location: Any = "cpu", legacy: bool = False)
     ``legacy=True`` also reads torch's pre-1.6 (non-zip) format, still weights-only: the
     files third-party packages ship (lpips' heads, torchmetrics' DISTS weights)."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        raise CheckpointError(f"{path}: checkpoint not found") from None
+    if not stat.S_ISREG(mode):
+        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file (a pipe or a device)"
+        raise CheckpointError(f"{path}: is {kind}, not a checkpoint file")
     if not legacy and not zipfile.is_zipfile(
         path
     ):  # torch.save writes zip archives; torch's own error here is a long notice

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from hdc_lightning.config.load import load_config, load_layers, validate
@@ -117,9 +117,24 @@ def _check_stage_wide(items: list[str], where: str) -> None:
             raise ConfigError(f"{where}: '{key}' is set by the pipeline per stage (use root=... for the run folder)")
 
 
+def _check_stage_kinds(raw: Any, path: Path) -> None:
+    """Name the stage key that holds a list where a mapping belongs, or the reverse (OmegaConf's
+    own error names neither)."""
+    stages = raw.get("stages") if isinstance(raw, DictConfig) else None
+    for k, st in enumerate(stages if isinstance(stages, ListConfig) else []):
+        for key, kind, example in (
+            ("init_from", DictConfig, "{ATTR: {stage: NAME, prefix: KEY_PREFIX}}"),
+            ("overrides", ListConfig, "[key=value, ...]"),
+            ("freeze", ListConfig, "[ATTR, ...]"),
+        ):
+            if isinstance(st, DictConfig) and st.get(key) is not None and not isinstance(st.get(key), kind):
+                raise ConfigError(f"{path}: stages[{k}].{key} must be {example}")
+
+
 def load_pipeline(path: str | Path, overrides: list[str] = ()) -> tuple[PipelineSpec, Path]:
     path = Path(path)
     raw = load_layers(path)
+    _check_stage_kinds(raw, path)
     own, stage_wide = _split_overrides(list(overrides))
     if own:
         try:
@@ -153,6 +168,11 @@ def load_pipeline(path: str | Path, overrides: list[str] = ()) -> tuple[Pipeline
     names = [p.name for p in spec.ladder]
     for point in spec.ladder:
         check_component(point.name, f"{path}: ladder.name")
+        for stage, items in point.overrides.items():
+            if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+                raise ConfigError(
+                    f"{path}: ladder.{point.name}.overrides.{stage} must be a list of key=value strings, got {items!r}"
+                )
         unknown = set(point.overrides) - set(seen)
         if unknown:
             raise ConfigError(

@@ -18,12 +18,12 @@ def check_device(name: str | None, flag: str = "--device") -> str | None:
     if dev.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:
-            raise ConfigError(f"{flag} {name}: no CUDA device is available on this machine; use --device cpu")
+            raise ConfigError(f"{flag} {name}: no CUDA device is available on this machine; use {flag} cpu")
         if dev.index is not None and dev.index >= count:
             raise ConfigError(f"{flag} {name}: this machine has {count} CUDA device(s), numbered from 0")
     elif dev.type == "mps":
         if not torch.backends.mps.is_available():
-            raise ConfigError(f"{flag} {name}: MPS is not available on this machine; use --device cpu")
+            raise ConfigError(f"{flag} {name}: MPS is not available on this machine; use {flag} cpu")
     elif dev.type != "cpu":
         raise ConfigError(f"{flag} {name}: device type {dev.type!r} is not supported here (use cpu or cuda)")
     return name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from hdc_lightning.cli.common import add_force
 
@@ -24,8 +25,15 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from hdc_lightning.checkpoints import checkpoint_config, safe_load
     from hdc_lightning.codec.api import export_checkpoint, load_codec
+    from hdc_lightning.errors import ConfigError
     from hdc_lightning.fileio import check_output
+    from hdc_lightning.pretrained import is_pretrained, weights_path
 
+    if is_pretrained(args.ckpt) and not Path(args.ckpt).exists():
+        raise ConfigError(
+            f"{args.ckpt}: a shipped model, exported already ({weights_path(args.ckpt)}); "
+            "`hdc export` takes a checkpoint written by `hdc fit`"
+        )
     out = check_output(args.out, [args.ckpt], args.force)
     codec = load_codec(args.ckpt)
     spec = dict(checkpoint_config(safe_load(args.ckpt), args.ckpt)["model"])

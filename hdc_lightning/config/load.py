@@ -123,6 +123,8 @@ def validate(raw: DictConfig, schema: Any, where: str) -> DictConfig:
         key = getattr(e, "full_key", None)
         full = f"{where}.{key}" if key and where else (key or where)
         raise ConfigError(f"{full}: {_one_line(e)}") from None
+    except TypeError as e:  # OmegaConf: a list where the schema has a mapping, or the reverse
+        raise ConfigError(f"{where or 'config'}: a section has the wrong kind of value ({_one_line(e)})") from None
 
 
 def validate_phase(phase: Any, where: str = "phase") -> dict:

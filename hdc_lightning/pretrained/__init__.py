@@ -55,6 +55,10 @@ def choose(model: str | None, ckpt: str | None) -> str:
 
     if model and ckpt:
         raise ConfigError("give --model or --ckpt, not both")
+    if model and not is_pretrained(model):
+        raise ConfigError(
+            f"--model {model!r}: not a shipped model; shipped: {', '.join(names())} (a file: --ckpt PATH)"
+        )
     return ckpt or model or DEFAULT
 
 

