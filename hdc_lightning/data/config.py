@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 
 @dataclass
@@ -27,7 +26,7 @@ class TrainDataConfig:
 @dataclass
 class ValDataConfig:
     # A folder of PNG/JPEG images (recursive); full images, padded to `pad_multiple`.
-    folder: Optional[str] = "data/demo/val"
+    folder: str | None = "data/demo/val"
     max_images: int = 4
     pad_multiple: int = 64
     num_workers: int = 0

@@ -7,8 +7,9 @@ so this package never imports Lightning.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import fields
-from typing import Any, Mapping
+from typing import Any
 
 from hdc_lightning.data.config import DataConfig, TrainDataConfig, ValDataConfig
 from hdc_lightning.data.folder import FolderDataModule
@@ -37,8 +38,9 @@ def data_config(data_cfg: Mapping[str, Any] | DataConfig | None) -> DataConfig:
     extra = sorted(set(d) - {"train", "val"})
     if extra:
         raise ConfigError(f"data.{extra[0]}: unknown key (known: train, val)")
-    return DataConfig(_section(TrainDataConfig, d.get("train"), "data.train"),
-                      _section(ValDataConfig, d.get("val"), "data.val"))
+    return DataConfig(
+        _section(TrainDataConfig, d.get("train"), "data.train"), _section(ValDataConfig, d.get("val"), "data.val")
+    )
 
 
 class HDCDataModule:
@@ -66,8 +68,9 @@ class HDCDataModule:
         return self.val_dm.test_dataloader() if self.val_dm is not None else []
 
 
-def build_datamodule(data_cfg: Mapping[str, Any] | DataConfig, seed: int = 0, rank: int | None = None,
-                     world_size: int | None = None) -> HDCDataModule:
+def build_datamodule(
+    data_cfg: Mapping[str, Any] | DataConfig, seed: int = 0, rank: int | None = None, world_size: int | None = None
+) -> HDCDataModule:
     """The run's DataModule from the resolved ``data:`` config.
 
     ``rank``/``world_size`` default to those given to ``setup()`` (the trainer's); give

@@ -55,8 +55,10 @@ class DemoReport:
     pattern: str
 
     def summary(self) -> str:
-        return (f"demo data: {self.train_samples} training crops in {len(self.shards)} shards ({self.pattern}), "
-                f"{len(self.val_images)} validation images in {self.val_images[0].parent}")
+        return (
+            f"demo data: {self.train_samples} training crops in {len(self.shards)} shards ({self.pattern}), "
+            f"{len(self.val_images)} validation images in {self.val_images[0].parent}"
+        )
 
 
 def bundled_photo(package: str, relpath: str) -> Path:
@@ -128,7 +130,7 @@ def build_demo_data(out_dir: str | Path = "data/demo", fmt: str = DEFAULT_FORMAT
             sink.write(key, ext, payload)
 
     val_paths, sources = [], ["# Demo data: photographs bundled in pip packages (package/file: licence)"]
-    for package, relpath, licence in VAL_PHOTOS:
+    for package, relpath, _ in VAL_PHOTOS:
         photo = _open_rgb(package, relpath)
         scale = min(1.0, VAL_SIDE / max(photo.size))
         if scale < 1.0:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
@@ -64,8 +64,9 @@ def iter_folder_images(
 class FolderImages(IterableDataset):
     """:class:`EvalBatch` items (one image each) from a folder; split over loader workers."""
 
-    def __init__(self, folder: str | os.PathLike, pad_multiple: int = 64, max_images: int | None = None,
-                 recursive: bool = True):
+    def __init__(
+        self, folder: str | os.PathLike, pad_multiple: int = 64, max_images: int | None = None, recursive: bool = True
+    ):
         super().__init__()
         if pad_multiple < 1:
             raise ConfigError(f"data.val.pad_multiple must be >= 1 (got {pad_multiple})")
@@ -92,16 +93,18 @@ class FolderImages(IterableDataset):
 class FolderDataModule:
     """The evaluation half: the same folder loader for validation, test and predict."""
 
-    def __init__(self, folder: str | os.PathLike, pad_multiple: int = 64, max_images: int | None = None,
-                 num_workers: int = 0):
+    def __init__(
+        self, folder: str | os.PathLike, pad_multiple: int = 64, max_images: int | None = None, num_workers: int = 0
+    ):
         self.folder, self.pad_multiple, self.max_images = folder, pad_multiple, max_images
         self.num_workers = num_workers
         self.dataset = FolderImages(folder, pad_multiple, max_images)  # a bad folder fails here, early
 
     def _loader(self) -> DataLoader:
         # batch_size=None: images differ in size, each item already is a batch of one.
-        return DataLoader(self.dataset, batch_size=None, num_workers=self.num_workers,
-                          pin_memory=torch.cuda.is_available())
+        return DataLoader(
+            self.dataset, batch_size=None, num_workers=self.num_workers, pin_memory=torch.cuda.is_available()
+        )
 
     def val_dataloader(self) -> DataLoader:
         return self._loader()

@@ -89,8 +89,9 @@ def decode_rgb(data: bytes, max_side: int | None = None, max_pixels: int | None 
 
         buf = data if isinstance(data, bytearray) else bytearray(data)  # torch wants a writable buffer
         try:
-            x = decode_jpeg(torch.frombuffer(buf, dtype=torch.uint8), mode=ImageReadMode.RGB,
-                            apply_exif_orientation=True)
+            x = decode_jpeg(
+                torch.frombuffer(buf, dtype=torch.uint8), mode=ImageReadMode.RGB, apply_exif_orientation=True
+            )
         except RuntimeError:
             x = None
     if x is None:
@@ -122,8 +123,9 @@ def decode_raw(data: bytes | bytearray) -> torch.Tensor:
     if magic != RAW_MAGIC:
         raise CorruptImage(f"raw payload starts with {magic!r}, not {RAW_MAGIC!r}")
     if h < 1 or w < 1 or len(data) != RAW_HEADER_BYTES + h * w * 3:
-        raise CorruptImage(f"raw payload declares {h}x{w} pixels ({h * w * 3} bytes) but holds "
-                           f"{len(data) - RAW_HEADER_BYTES} bytes")
+        raise CorruptImage(
+            f"raw payload declares {h}x{w} pixels ({h * w * 3} bytes) but holds {len(data) - RAW_HEADER_BYTES} bytes"
+        )
     pixels = np.frombuffer(data, dtype=np.uint8, count=h * w * 3, offset=RAW_HEADER_BYTES)
     if not isinstance(data, bytearray):  # torch tensors must be writable: copy read-only bytes
         pixels = pixels.copy()
@@ -160,7 +162,9 @@ def _check_size(data: bytes, max_side: int | None, max_pixels: int | None) -> No
     if max_side and max(w, h) > max_side:
         raise ImageTooLarge(f"image is {w}x{h}, over the limit of {max_side} pixels per side")
     if max_pixels and w * h > max_pixels:
-        raise ImageTooLarge(f"image is {w}x{h} ({w * h / 2**20:.1f} Mpx), over the limit of {max_pixels / 2**20:.1f} Mpx")
+        raise ImageTooLarge(
+            f"image is {w}x{h} ({w * h / 2**20:.1f} Mpx), over the limit of {max_pixels / 2**20:.1f} Mpx"
+        )
 
 
 def _decode_pil(data: bytes) -> torch.Tensor:

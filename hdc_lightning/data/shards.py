@@ -91,8 +91,9 @@ def _key_for(rel: Path, used: set[str]) -> str:
     return key
 
 
-def encode_sample(data: bytes, resize: int | None = None, center_crop: int | None = None,
-                  fmt: str = DEFAULT_FORMAT) -> tuple[str, bytes]:
+def encode_sample(
+    data: bytes, resize: int | None = None, center_crop: int | None = None, fmt: str = DEFAULT_FORMAT
+) -> tuple[str, bytes]:
     """Check that ``data`` decodes and return ``(extension, bytes)`` to store.
 
     ``fmt="raw"`` stores the pixels the loader would decode (``rgb8``: no codec at
@@ -158,8 +159,10 @@ class ShardSink:
 
     def write(self, key: str, ext: str, payload: bytes) -> None:
         need = _tar_size(len(payload))
-        if self.writer is None or self.count >= self.max_samples or (
-            self.count > 0 and self.size + need + 2 * _TAR_BLOCK > self.max_bytes
+        if (
+            self.writer is None
+            or self.count >= self.max_samples
+            or (self.count > 0 and self.size + need + 2 * _TAR_BLOCK > self.max_bytes)
         ):
             self._next()
         self.writer.write({"__key__": key, ext: payload})
@@ -210,8 +213,9 @@ def write_shards(
     ``out_dir`` are replaced only if hdc wrote them, or with ``force``.
     """
     if max_samples < 1 or max_bytes < 4 * _TAR_BLOCK:
-        raise DataError(f"max samples per shard must be >= 1 and max bytes >= {4 * _TAR_BLOCK} (got "
-                        f"{max_samples}, {max_bytes})")
+        raise DataError(
+            f"max samples per shard must be >= 1 and max bytes >= {4 * _TAR_BLOCK} (got {max_samples}, {max_bytes})"
+        )
     for name, value in (("resize", resize), ("center crop", center_crop)):
         if value is not None and value < 1:
             raise DataError(f"{name} must be a positive number of pixels (got {value})")
@@ -259,6 +263,8 @@ def write_shards(
         bar.close()
     report.shards = list(rotator.paths)
     if report.written == 0:
-        raise DataError(f"no readable images under {str(root)!r} ({len(report.skipped)} file(s) skipped, "
-                        f"first: {report.skipped[0][0]}: {report.skipped[0][1]})")
+        raise DataError(
+            f"no readable images under {str(root)!r} ({len(report.skipped)} file(s) skipped, "
+            f"first: {report.skipped[0][0]}: {report.skipped[0][1]})"
+        )
     return report

@@ -26,7 +26,8 @@ import os
 import random
 import tarfile
 import warnings
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 from urllib.parse import urlparse
 
 import torch
@@ -84,7 +85,7 @@ def expand_shards(pattern: str, what: str = "data.train.shards") -> list[str]:
         if _is_remote(url):
             out.append(url)
             continue
-        path = os.path.expanduser(url[len("file:"):] if url.startswith("file:") else url)
+        path = os.path.expanduser(url[len("file:") :] if url.startswith("file:") else url)
         if any(c in path for c in "*?["):
             matches = sorted(p for p in glob.glob(path) if os.path.isfile(p))
             out += matches
@@ -97,8 +98,10 @@ def expand_shards(pattern: str, what: str = "data.train.shards") -> list[str]:
     if not out:
         raise DataError(f"{what} {pattern!r} matches no file")
     if missing:
-        raise DataError(f"{what} {pattern!r}: {len(missing)} of {len(missing) + len(out)} shard(s) "
-                        f"do not exist (first: {missing[0]})")
+        raise DataError(
+            f"{what} {pattern!r}: {len(missing)} of {len(missing) + len(out)} shard(s) "
+            f"do not exist (first: {missing[0]})"
+        )
     return out
 
 
@@ -327,8 +330,16 @@ class ShardDataModule:
             )
         c = self.cfg
         self.dataset = ShardStream(
-            urls, c.crop, c.batch_size, c.batches_per_epoch, c.resampled, c.shuffle_buffer,
-            seed=self.seed, rank=rank, world_size=world, crops_per_image=c.crops_per_image,
+            urls,
+            c.crop,
+            c.batch_size,
+            c.batches_per_epoch,
+            c.resampled,
+            c.shuffle_buffer,
+            seed=self.seed,
+            rank=rank,
+            world_size=world,
+            crops_per_image=c.crops_per_image,
         )
 
     def train_dataloader(self) -> DataLoader:

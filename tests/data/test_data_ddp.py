@@ -38,12 +38,30 @@ class Recorder(L.LightningModule):
 def test_two_process_ddp_exact_epochs(tagged_shards, tmp_path):
     # num_workers=0: under ddp_spawn each loader worker would be spawned too (a fresh
     # interpreter per worker and epoch); the rank x worker split is tested in test_data_stream.
-    cfg = {"train": {"shards": tagged_shards, "crop": 32, "batch_size": 6, "batches_per_epoch": 2,
-                     "num_workers": 0, "resampled": False, "shuffle_buffer": 8},
-           "val": {"folder": None}}
-    trainer = L.Trainer(accelerator="cpu", devices=2, strategy="ddp_spawn", max_steps=4, max_epochs=-1,
-                        logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, default_root_dir=str(tmp_path))
+    cfg = {
+        "train": {
+            "shards": tagged_shards,
+            "crop": 32,
+            "batch_size": 6,
+            "batches_per_epoch": 2,
+            "num_workers": 0,
+            "resampled": False,
+            "shuffle_buffer": 8,
+        },
+        "val": {"folder": None},
+    }
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=2,
+        strategy="ddp_spawn",
+        max_steps=4,
+        max_epochs=-1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=str(tmp_path),
+    )
     trainer.fit(Recorder(str(tmp_path)), datamodule=LightningData(build_datamodule(cfg, seed=1)))
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [r["world"] for r in ranks] == [2, 2]

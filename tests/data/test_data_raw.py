@@ -73,8 +73,9 @@ def test_corrupt_raw_samples_are_skipped_and_counted_in_the_stream(tmp_path):
     members += [(f"{name}.rgb8", data) for name, data in BAD_RAW.items()]
     members += [("good2.rgb8", raw_bytes(2, 20, 40))]
     write_tar(tmp_path / "bad.tar", members)
-    stream = ShardStream([str(tmp_path / "bad.tar")], crop=32, batch_size=1, batches_per_epoch=2,
-                         resampled=False, shuffle_buffer=0)
+    stream = ShardStream(
+        [str(tmp_path / "bad.tar")], crop=32, batch_size=1, batches_per_epoch=2, resampled=False, shuffle_buffer=0
+    )
     batches = list(stream)
     assert sorted(sample_id(b.images[0]) for b in batches) == [1, 2]
     assert sum(int(b.skipped) for b in batches) == len(BAD_RAW)

@@ -90,12 +90,15 @@ def test_no_recursive(tmp_path):
     assert report.written == 1
 
 
-@pytest.mark.parametrize("setup, message", [
-    (lambda p: None, "does not exist"),
-    (lambda p: p.mkdir(), "no image files"),
-    (lambda p: (p.mkdir(), (p / "bad.png").write_bytes(b"xx")), "no readable images"),
-    (lambda p: p.write_text("a file"), "is not a folder"),
-])
+@pytest.mark.parametrize(
+    "setup, message",
+    [
+        (lambda p: None, "does not exist"),
+        (lambda p: p.mkdir(), "no image files"),
+        (lambda p: (p.mkdir(), (p / "bad.png").write_bytes(b"xx")), "no readable images"),
+        (lambda p: p.write_text("a file"), "is not a folder"),
+    ],
+)
 def test_errors_are_one_line(tmp_path, setup, message):
     src = tmp_path / "src"
     setup(src)

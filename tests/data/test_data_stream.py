@@ -58,15 +58,27 @@ def test_resampled_ranks_and_workers_differ_and_epoch_length_is_fixed(tagged_sha
 
 
 def test_corrupt_samples_are_skipped_and_counted(tmp_path):
-    write_tar(tmp_path / "bad-0.tar", [
-        ("a.png", solid_png(1)), ("zero.png", b""), ("junk.png", b"definitely not a PNG"),
-        ("notes.txt", b"a sample without an image"), ("b.png", solid_png(2)),
-    ])
+    write_tar(
+        tmp_path / "bad-0.tar",
+        [
+            ("a.png", solid_png(1)),
+            ("zero.png", b""),
+            ("junk.png", b"definitely not a PNG"),
+            ("notes.txt", b"a sample without an image"),
+            ("b.png", solid_png(2)),
+        ],
+    )
     write_tar(tmp_path / "bad-1.tar", [("c.png", solid_png(3)), ("d.png", solid_png(4))])
     whole = (tmp_path / "bad-1.tar").read_bytes()
     (tmp_path / "bad-1.tar").write_bytes(whole[: 512 * 3 + 40])  # cut inside d.png's data
-    stream = ShardStream(expand_shards(str(tmp_path / "bad-{0..1}.tar")), crop=32, batch_size=1,
-                         batches_per_epoch=3, resampled=False, shuffle_buffer=16)
+    stream = ShardStream(
+        expand_shards(str(tmp_path / "bad-{0..1}.tar")),
+        crop=32,
+        batch_size=1,
+        batches_per_epoch=3,
+        resampled=False,
+        shuffle_buffer=16,
+    )
     batches = list(stream)
     assert sorted(sample_id(b.images[0]) for b in batches) == [1, 2, 3]
     assert sum(int(b.skipped) for b in batches) == 4  # zero-byte, non-image, no image member, truncated
@@ -75,8 +87,13 @@ def test_corrupt_samples_are_skipped_and_counted(tmp_path):
 
 def test_small_images_are_padded_to_the_crop(tmp_path):
     write_tar(tmp_path / "s.tar", [("tiny.png", solid_png(9, size=8))])
-    batch = next(iter(ShardStream([str(tmp_path / "s.tar")], crop=40, batch_size=2, batches_per_epoch=1,
-                                  resampled=True, shuffle_buffer=0)))
+    batch = next(
+        iter(
+            ShardStream(
+                [str(tmp_path / "s.tar")], crop=40, batch_size=2, batches_per_epoch=1, resampled=True, shuffle_buffer=0
+            )
+        )
+    )
     assert batch.images.shape == (2, 3, 40, 40)
     assert torch.allclose(batch.images, torch.full_like(batch.images, 9 / 255))
 
@@ -95,9 +112,11 @@ def test_patterns_braces_globs_pipes_and_missing_files(tagged_shards, tmp_path):
     assert expand_shards(f"{folder}/*.tar") == urls
     pipe = f"pipe:cat {folder}/train-{{000000..000001}}.tar"
     assert expand_shards(pipe) == [f"pipe:cat {folder}/train-000000.tar", f"pipe:cat {folder}/train-000001.tar"]
-    for pattern, message in [(f"{tmp_path}/none-{{0..3}}.tar", "matches no file"),
-                             (f"{tmp_path}/*.tar", "matches no file"),
-                             (f"{folder}/train-{{000000..000009}}.tar", "6 of 10 shard(s) do not exist")]:
+    for pattern, message in [
+        (f"{tmp_path}/none-{{0..3}}.tar", "matches no file"),
+        (f"{tmp_path}/*.tar", "matches no file"),
+        (f"{folder}/train-{{000000..000009}}.tar", "6 of 10 shard(s) do not exist"),
+    ]:
         with pytest.raises(DataError) as err:
             expand_shards(pattern)
         assert message in str(err.value) and pattern in str(err.value) and "\n" not in str(err.value)
@@ -105,8 +124,14 @@ def test_patterns_braces_globs_pipes_and_missing_files(tagged_shards, tmp_path):
 
 def test_pipe_urls_stream_through_webdataset(tagged_shards):
     folder = expand_shards(tagged_shards)[0].rsplit("/", 1)[0]
-    stream = ShardStream(expand_shards(f"pipe:cat {folder}/train-{{000000..000003}}.tar"), crop=32,
-                         batch_size=6, batches_per_epoch=4, resampled=False, shuffle_buffer=0)
+    stream = ShardStream(
+        expand_shards(f"pipe:cat {folder}/train-{{000000..000003}}.tar"),
+        crop=32,
+        batch_size=6,
+        batches_per_epoch=4,
+        resampled=False,
+        shuffle_buffer=0,
+    )
     assert sorted(sample_id(img) for b in stream for img in b.images) == list(range(24))
 
 
