@@ -31,6 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from hdc_lightning.codec import export_checkpoint, load_codec  # noqa: E402
+from hdc_lightning.codec.container import bits_per_pixel  # noqa: E402
 from hdc_lightning.codec.hybrid import fixed_threads  # noqa: E402
 from hdc_lightning.codec.imageio import read_image  # noqa: E402
 from hdc_lightning.registry import build_spec  # noqa: E402
@@ -101,7 +102,7 @@ def report(preset: str, r: dict) -> None:
     h, w = r["hw"]
     lic_bytes = sum(v for k, v in r["lengths"].items() if k not in ("schedule", "indices"))
     print(
-        f"\n== preset {preset}: {w}x{h}, file {r['bytes']} B = {r['bytes'] * 8 / (h * w):.4f} bpp "
+        f"\n== preset {preset}: {w}x{h}, file {r['bytes']} B = {bits_per_pixel(r['bytes'], h * w):.4f} bpp "
         f"(LIC {lic_bytes} B, schedule {r['lengths']['schedule']} B, indices {r['lengths']['indices']} B, "
         f"{100 * r['sent']:.0f} % of tokens sent)"
     )

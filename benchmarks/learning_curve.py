@@ -19,6 +19,7 @@ import torch
 
 from hdc_lightning.checkpoints import safe_load
 from hdc_lightning.codec.api import load_codec
+from hdc_lightning.codec.container import bits_per_pixel
 from hdc_lightning.codec.hybrid import HybridCodec
 from hdc_lightning.codec.imageio import read_image
 from hdc_lightning.data.images import list_images
@@ -34,7 +35,7 @@ def measure(ref: str, images, mask: str, suite: MetricSuite | None) -> dict:
     rows = []
     for _, x in images:
         data = codec.encode(x)
-        row = {"bpp": len(data) * 8 / x[0].numel()}
+        row = {"bpp": bits_per_pixel(len(data), x.shape[-2] * x.shape[-1])}
         if isinstance(codec, HybridCodec):
             _, out = codec.decode_full(data)
             y = out.x_tilde[0]

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from hdc_lightning.codec.api import load_codec
+from hdc_lightning.codec.container import bits_per_pixel
 from hdc_lightning.codec.imageio import read_image
 from hdc_lightning.data.images import list_images
 from hdc_lightning.errors import HDCError
@@ -33,7 +34,7 @@ def code_all(ref: str, images) -> list[dict]:
     for name, x in images:
         data = codec.encode(x)
         y = codec.decode(data).image
-        rows.append({"name": name, "bpp": len(data) * 8 / x[0].numel(), "psnr": psnr_rgb(x, y)})
+        rows.append({"name": name, "bpp": bits_per_pixel(len(data), x.shape[-2] * x.shape[-1]), "psnr": psnr_rgb(x, y)})
     return rows
 
 

@@ -23,6 +23,7 @@ import torch
 
 from hdc_lightning.codec import rate_control
 from hdc_lightning.codec.api import load_codec
+from hdc_lightning.codec.container import bits_per_pixel
 from hdc_lightning.codec.imageio import read_image
 from hdc_lightning.data.images import list_images
 from hdc_lightning.errors import HDCError
@@ -75,13 +76,13 @@ def run(args: argparse.Namespace) -> int:
                     {
                         "image": f.name,
                         "target": r,
-                        "plain_bpp": len(plain) * 8 / pixels,
+                        "plain_bpp": bits_per_pixel(len(plain), pixels),
                         "plain_s": t_plain,
                         "seconds": t,
                         **row,
                     }
                 )
-            print(f"{f.name}: plain {len(plain) * 8 / pixels:.4f} bpp in {t_plain:.2f} s", flush=True)
+            print(f"{f.name}: plain {bits_per_pixel(len(plain), pixels):.4f} bpp in {t_plain:.2f} s", flush=True)
     print(f"\n{len(files)} images, rate points {', '.join(refs)}")
     print(
         f"{'R':>6s} {'reached':>8s} {'in[.9R,R]':>10s} {'over R':>7s} {'mean bpp':>9s} {'encodes':>8s} "

@@ -36,6 +36,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from hdc_lightning.codec.api import load_codec
+from hdc_lightning.codec.container import bits_per_pixel
 from hdc_lightning.codec.imageio import read_image
 from hdc_lightning.data.images import list_images
 from hdc_lightning.errors import HDCError
@@ -119,7 +120,13 @@ class Study:
         while len(pts) <= point:
             pts.append([])
         h, w = ref.shape[-2:]
-        row = {"name": name, "bytes": nbytes, "bpp": nbytes * 8 / (h * w), **more, **self.metrics(ref, rec.clamp(0, 1))}
+        row = {
+            "name": name,
+            "bytes": nbytes,
+            "bpp": bits_per_pixel(nbytes, h * w),
+            **more,
+            **self.metrics(ref, rec.clamp(0, 1)),
+        }
         if name in self.dists_names:
             row["x_dists_subset"] = self.dists(ref, rec.clamp(0, 1)).get("dists", float("nan"))
         pts[point].append(row)
@@ -172,7 +179,7 @@ def run_hybrid(study: Study, model_ref: str, masks=MASKS, prefix: str = "hdc") -
             data = codec.encode(x)
             _, out = codec.decode_full(data, output="both")
             h, w = x.shape[-2:]
-            level.append(len(data) * 8 / (h * w))
+            level.append(bits_per_pixel(len(data), h * w))
             truth = m.vq.encode_indices(pad_image(x[None], TOKEN))
             unsent = ~out.sent.expand_as(truth)
             acc = float((out.d_hat == truth)[unsent].float().mean()) if unsent.any() else float("nan")

@@ -29,6 +29,7 @@ def run(args: argparse.Namespace) -> int:
 
     from hdc_lightning import pretrained
     from hdc_lightning.codec.api import load_codec
+    from hdc_lightning.codec.container import bits_per_pixel
     from hdc_lightning.codec.imageio import read_image, write_pil
     from hdc_lightning.errors import ConfigError
     from hdc_lightning.evaluation.metrics import MetricSuite
@@ -45,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{ref}: not a hybrid model (no fidelity/perceptual pair to show)")
     data = codec.encode(x)
     _, dec = codec.decode_full(data, source=args.image, output="both")
-    bpp = len(data) * 8 / (x.shape[-2] * x.shape[-1])
+    bpp = bits_per_pixel(len(data), x.shape[-2] * x.shape[-1])
     suite = MetricSuite(lpips=True, dists=False)
     fid, per = dec.x_hat_lic[0], dec.x_tilde[0]
     m_fid, m_per = suite(x, fid), suite(x, per)

@@ -66,6 +66,7 @@ def codec_options(args: argparse.Namespace) -> dict:
 def run(args: argparse.Namespace) -> int:
     from hdc_lightning.cli.common import check_device
     from hdc_lightning.codec import load_codec
+    from hdc_lightning.codec.container import bits_per_pixel
     from hdc_lightning.codec.imageio import read_image
     from hdc_lightning.errors import ConfigError
     from hdc_lightning.fileio import check_output, write_bytes
@@ -89,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     data = codec.encode(image)
     write_bytes(out, data)
     h, w = image.shape[-2:]
-    print(f"{out}: {len(data)} bytes, {len(data) * 8 / (h * w):.4f} bpp ({w}x{h}, model {codec.model_id})")
+    print(f"{out}: {len(data)} bytes, {bits_per_pixel(len(data), h * w):.4f} bpp ({w}x{h}, model {codec.model_id})")
     return 0
 
 

@@ -72,7 +72,7 @@ def default_output(path: Path) -> Path:
 def run(args: argparse.Namespace) -> int:
     from hdc_lightning.cli.common import check_device
     from hdc_lightning.codec import load_codec
-    from hdc_lightning.codec.container import MAX_FILE_BYTES
+    from hdc_lightning.codec.container import MAX_FILE_BYTES, bits_per_pixel
     from hdc_lightning.codec.imageio import image_format, write_image
     from hdc_lightning.fileio import check_output, read_regular
 
@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     h, w = decoded.image.shape[-2:]
     streams = ", ".join(f"{k} {v}" for k, v in decoded.stream_bytes.items())
     print(
-        f"{out}: {w}x{h} from {len(data)} bytes ({len(data) * 8 / (h * w):.4f} bpp; "
+        f"{out}: {w}x{h} from {len(data)} bytes ({bits_per_pixel(len(data), h * w):.4f} bpp; "
         f"header {decoded.header_bytes} B; streams: {streams})"
     )
     return 0

@@ -78,6 +78,12 @@ class Container:
     streams: list[bytes]
 
 
+def bits_per_pixel(nbytes: int, pixels: int) -> float:
+    """The rate of a coded image: its bytes × 8 over its pixels (header included, as counted
+    everywhere in the project)."""
+    return nbytes * 8 / pixels
+
+
 def _varint(value: int) -> bytes:
     if value < 0:
         raise ValueError(f"varint of a negative value {value}")

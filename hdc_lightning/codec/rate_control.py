@@ -34,6 +34,7 @@ from typing import Any, NamedTuple
 
 from torch import Tensor
 
+from hdc_lightning.codec.container import bits_per_pixel
 from hdc_lightning.errors import ConfigError
 
 
@@ -121,7 +122,7 @@ def choose(points: Sequence[Point], image: Tensor, target: float, fallback: bool
     smallest file (``fits=False``), so an evaluation keeps the same images at every target.
     """
     pixels = image.shape[-2] * image.shape[-1]
-    bpp = lambda data: len(data) * 8 / pixels  # noqa: E731
+    bpp = lambda data: bits_per_pixel(len(data), pixels)  # noqa: E731
     if len(points) == 1:  # no points to rank: walk down the levels, the last one is the floor
         order = mask_order(points[0].codec, image)
         for k, level in enumerate(order, 1):

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from PIL import Image, features
 
+from hdc_lightning.codec.container import bits_per_pixel
 from hdc_lightning.errors import HDCError
 
 
@@ -126,7 +127,7 @@ class RateMatcher:
                 last.clear()
                 last[q] = encode(codec, img, q)
                 self._sizes[ck] = len(last[q])
-            return self._sizes[ck] * 8 / pixels
+            return bits_per_pixel(self._sizes[ck], pixels)
 
         lo, hi = codec.q_min, codec.q_max
         if bpp(lo) >= target_bpp:
@@ -143,7 +144,7 @@ class RateMatcher:
                     hi = mid
             best = min((lo, hi), key=lambda q: abs(math.log(bpp(q) / target_bpp)))
         data = last.get(best) or encode(codec, img, best)
-        return Encoded(codec.name, best, data, len(data) * 8 / pixels, target_bpp)
+        return Encoded(codec.name, best, data, bits_per_pixel(len(data), pixels), target_bpp)
 
 
 def evaluate_at_rates(

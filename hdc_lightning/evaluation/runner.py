@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from hdc_lightning.codec.container import bits_per_pixel
 from hdc_lightning.errors import CheckpointError, ConfigError, DataError, HDCError, first_line
 from hdc_lightning.evaluation import classical
 from hdc_lightning.evaluation.bd import bd_table, check_anchor
@@ -223,7 +224,7 @@ def evaluate_point(
         ) as e:  # the image itself is refused (e.g. larger than the format): skip it like unreadable ones
             images.skip(name, first_line(e))
             continue
-        bpp = coded.nbytes * 8 / (h * w)
+        bpp = bits_per_pixel(coded.nbytes, h * w)
         rec = {
             "name": name,
             "height": h,
