@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from hdc_lightning.errors import CheckpointError
+from hdc_lightning.errors import CheckpointError, first_line
 
 
 def atomic_torch_save(obj: Any, path: str | Path, record: bool = False) -> None:
@@ -49,7 +49,7 @@ def safe_load(path: str | Path, map_location: Any = "cpu", legacy: bool = False)
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises many types for bad files
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        first = first_line(e)
         raise CheckpointError(f"{path}: not a readable checkpoint ({first})") from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: not a checkpoint (top level is {type(obj).__name__})")

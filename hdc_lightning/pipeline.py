@@ -40,7 +40,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from hdc_lightning.config.load import load_config, load_layers, validate
-from hdc_lightning.errors import ConfigError, HDCError
+from hdc_lightning.errors import ConfigError, HDCError, first_line
 from hdc_lightning.fileio import check_component
 from hdc_lightning.rundir import is_launcher_rank_zero, last_ckpt_of
 
@@ -144,7 +144,7 @@ def load_pipeline(path: str | Path, overrides: list[str] = ()) -> tuple[Pipeline
     try:
         spec: PipelineSpec = OmegaConf.to_object(validate(raw, PipelineSpec, ""))
     except OmegaConfBaseException as e:
-        raise ConfigError(f"{path}: {getattr(e, 'full_key', '')}: {str(e).splitlines()[0]}") from None
+        raise ConfigError(f"{path}: {getattr(e, 'full_key', '')}: {first_line(e)}") from None
     spec.overrides = list(spec.overrides) + stage_wide  # the command line after the file
     _check_stage_wide(spec.overrides, f"{path}: overrides")
     check_component(spec.name, f"{path}: name")  # <root>/<name>/ is a folder: no '..', no '/'

@@ -167,7 +167,7 @@ def _load_model(ckpt: dict, spec: dict, path: str) -> nn.Module:
     try:
         model.load_state_dict(state, strict=True)
     except (RuntimeError, KeyError) as e:  # compressai looks its table keys up by name
-        first = str(e).strip().splitlines()[0][:200]
+        first = first_line(e)
         raise CheckpointError(
             f"{path}: weights do not fit model {spec.get('name')}/{spec.get('preset')} ({first})"
         ) from None

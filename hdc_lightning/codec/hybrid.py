@@ -35,7 +35,7 @@ from torch import Tensor
 from hdc_lightning.codec.api import Decoded, ModelId, check_model_id, register_codec
 from hdc_lightning.codec.container import Header, Limits, pack, unpack
 from hdc_lightning.codec.lic import check_image, guard_streams
-from hdc_lightning.errors import BitstreamError, ConfigError, HDCError
+from hdc_lightning.errors import BitstreamError, ConfigError, HDCError, first_line
 from hdc_lightning.models.hybrid import HDCDecoded, HDCModel
 from hdc_lightning.models.masks import MaskSchedule, uniform_schedule
 
@@ -202,7 +202,7 @@ class HybridCodec:
         except BitstreamError as e:
             raise BitstreamError(f"{source}: {e}") from None
         except (RuntimeError, ValueError, AssertionError, IndexError) as e:
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            first = first_line(e)
             raise BitstreamError(f"{source}: payload does not decode ({first})") from None
         return header, out
 

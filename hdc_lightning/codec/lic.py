@@ -9,7 +9,7 @@ from torch import Tensor
 
 from hdc_lightning.codec.api import Decoded, ModelId, check_model_id, register_codec
 from hdc_lightning.codec.container import Limits, pack, unpack
-from hdc_lightning.errors import BitstreamError, DataError, HDCError
+from hdc_lightning.errors import BitstreamError, DataError, HDCError, first_line
 from hdc_lightning.models.lic import LIC
 
 
@@ -93,7 +93,7 @@ class LICCodec:
         try:
             decoded = self.model.decompress([[s] for s in streams], (header.height, header.width))
         except (RuntimeError, ValueError, AssertionError) as e:
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            first = first_line(e)
             raise BitstreamError(f"{source}: payload does not decode ({first})") from None
         image = torch.nan_to_num(decoded.x_hat[0].float().cpu(), nan=0.0).clamp_(0, 1)
         return Decoded(image, dict(zip(names, header.stream_lengths)), header.size)

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from hdc_lightning.config.schema import Config
-from hdc_lightning.errors import ConfigError, RegistryError
+from hdc_lightning.errors import ConfigError, RegistryError, first_line
 from hdc_lightning.fileio import read_regular
 
 EXTENDS_KEY = "extends"
@@ -60,7 +60,7 @@ def _read_yaml(path: Path) -> dict:
     except RecursionError:
         raise ConfigError(f"{path}: nested deeper than {MAX_NESTING} levels") from None
     except (yaml.YAMLError, UnicodeDecodeError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         raise ConfigError(f"{path}: not valid YAML ({first})") from None
     if data is None:
         return {}
