@@ -17,9 +17,10 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
-from hdc_lightning.errors import ConfigError, RunDirError
+from hdc_lightning.errors import CheckpointError, ConfigError, RunDirError
 from hdc_lightning.fileio import TEMP_GLOB, check_component, is_temp, write_text
 
 _RANK_VARS = ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK")
@@ -63,8 +64,36 @@ def run_dir_of(cfg: dict) -> Path:
     return Path(cfg["run"]["root"]) / check_run_name(cfg["run"]["name"])
 
 
+CKPT_DIR, LAST_CKPT = "checkpoints", "last.ckpt"  # <run_dir>/checkpoints/last.ckpt
+
+
 def last_ckpt_of(run_dir: Path) -> Path:
-    return run_dir / "checkpoints" / "last.ckpt"
+    return Path(run_dir) / CKPT_DIR / LAST_CKPT
+
+
+def run_name_of(ckpt: str | Path) -> str | None:
+    """``<root>/NAME/checkpoints/<file>`` → NAME; None for a checkpoint outside a run folder."""
+    p = Path(ckpt)
+    return p.parent.parent.name if p.parent.name == CKPT_DIR and p.parent.parent.name else None
+
+
+def resolve_checkpoints(paths: Sequence[str | Path]) -> list[Path]:
+    """Checkpoint files; a run directory stands for its last.ckpt, a ladder folder for each run's."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_file():
+            out.append(p)
+        elif last_ckpt_of(p).is_file():
+            out.append(last_ckpt_of(p))
+        elif (p / LAST_CKPT).is_file():
+            out.append(p / LAST_CKPT)
+        elif p.is_dir() and (runs := sorted(p.glob(f"*/{CKPT_DIR}/{LAST_CKPT}"))):
+            out += runs
+        else:
+            raise CheckpointError(
+                f"{p}: no checkpoint there (expected a .ckpt file, a run directory or a ladder folder)"
+            )
+    return out
 
 
 def _has_run_content(run_dir: Path) -> bool:

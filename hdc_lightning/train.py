@@ -54,7 +54,7 @@ class LightningData(L.LightningDataModule):
 def build_trainer(cfg: dict, run_dir: Path, extra_callbacks: list[L.Callback] | None = None) -> L.Trainer:
     t = dict(cfg["trainer"])
     logger = TensorBoardLogger(save_dir=str(run_dir), name="", version="tb", default_hp_metric=False)
-    callbacks: list[L.Callback] = [LastCheckpoint(run_dir / "checkpoints", cfg["run"]["ckpt_every_n_steps"])]
+    callbacks: list[L.Callback] = [LastCheckpoint(rundir.last_ckpt_of(run_dir), cfg["run"]["ckpt_every_n_steps"])]
     extra_callbacks = list(extra_callbacks or [])
     if cfg["run"]["rdp_figure"]:
         if not any(isinstance(c, RDPFigureCallback) for c in extra_callbacks):  # a caller's own one wins

@@ -29,8 +29,8 @@ class LastCheckpoint(L.Callback):
     rename), so a kill at any moment leaves the previous complete checkpoint.
     """
 
-    def __init__(self, dirpath: str | Path, every_n_steps: int):
-        self.path = Path(dirpath) / "last.ckpt"
+    def __init__(self, path: str | Path, every_n_steps: int):
+        self.path = Path(path)
         self.every_n_steps = max(1, int(every_n_steps))
         self._saved_at = -1
 

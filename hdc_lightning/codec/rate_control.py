@@ -36,6 +36,7 @@ from torch import Tensor
 
 from hdc_lightning.codec.container import bits_per_pixel
 from hdc_lightning.errors import ConfigError
+from hdc_lightning.rundir import resolve_checkpoints, run_name_of
 
 
 class Point(NamedTuple):
@@ -76,7 +77,6 @@ def resolve_points(refs: Sequence[str]) -> list[str]:
         if pretrained.is_pretrained(ref) or Path(ref).is_file():
             out.append(str(ref))
             continue
-        from hdc_lightning.evaluation.runner import resolve_checkpoints  # one rule for folders, shared with eval
 
         out += [str(p) for p in resolve_checkpoints([ref])]
     return out
@@ -84,10 +84,7 @@ def resolve_points(refs: Sequence[str]) -> list[str]:
 
 def point_label(ref: str) -> str:
     """runs/NAME/checkpoints/last.ckpt → NAME; a file → its name; a shipped model → its name."""
-    p = Path(ref)
-    if p.parent.name == "checkpoints" and p.parent.parent.name:
-        return p.parent.parent.name
-    return p.name
+    return run_name_of(ref) or Path(ref).name
 
 
 def mask_order(codec: Any, image: Tensor) -> list[str | None]:

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from hdc_lightning.codec.container import bits_per_pixel
-from hdc_lightning.errors import CheckpointError, ConfigError, DataError, HDCError, first_line
+from hdc_lightning.errors import ConfigError, DataError, HDCError, first_line
 from hdc_lightning.evaluation import classical
 from hdc_lightning.evaluation.bd import bd_table, check_anchor
 from hdc_lightning.evaluation.fid import KID_VGG16, PatchFID, inception_extractor, vgg16_extractor
@@ -40,6 +40,7 @@ from hdc_lightning.evaluation.results import (
 )
 from hdc_lightning.evaluation.tiling import DEFAULT_MAX_PIXELS, Codec, choose_tile, code_image
 from hdc_lightning.fileio import check_component
+from hdc_lightning.rundir import resolve_checkpoints, run_name_of
 
 
 @dataclass
@@ -88,30 +89,9 @@ def peak_rss_mib() -> float:
 
 
 # ---- inputs ---------------------------------------------------------------------------
-def resolve_checkpoints(paths: Sequence[str | Path]) -> list[Path]:
-    """Checkpoint files; a run directory stands for its last.ckpt, a ladder folder for each run's."""
-    out: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_file():
-            out.append(p)
-        elif (p / "checkpoints" / "last.ckpt").is_file():
-            out.append(p / "checkpoints" / "last.ckpt")
-        elif (p / "last.ckpt").is_file():
-            out.append(p / "last.ckpt")
-        elif p.is_dir() and (runs := sorted(p.glob("*/checkpoints/last.ckpt"))):
-            out += runs
-        else:
-            raise CheckpointError(
-                f"{p}: no checkpoint there (expected a .ckpt file, a run directory or a ladder folder)"
-            )
-    return out
-
-
 def checkpoint_label(path: Path) -> str:
     """runs/NAME/checkpoints/last.ckpt → NAME; any other file → its stem."""
-    if path.parent.name == "checkpoints" and path.parent.parent.name:
-        return path.parent.parent.name
-    return path.stem
+    return run_name_of(path) or path.stem
 
 
 def _unique(labels: list[str]) -> list[str]:

@@ -10,8 +10,9 @@ from PIL import Image
 
 from hdc_lightning.errors import CheckpointError, ConfigError
 from hdc_lightning.evaluation import classical
-from hdc_lightning.evaluation.runner import EvalOptions, resolve_checkpoints, run_eval
+from hdc_lightning.evaluation.runner import EvalOptions, run_eval
 from hdc_lightning.evaluation.tiling import choose_tile, code_image, tile_boxes
+from hdc_lightning.rundir import resolve_checkpoints
 from tests.helpers.images import synthetic_image
 
 
