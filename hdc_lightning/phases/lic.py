@@ -83,7 +83,13 @@ class LICPretrain(PhaseModule):
         else:
             quality = ms_ssim(x_hat, x)
             distortion = self.c.lmbda * (1 - quality)
-        return {"loss": distortion + bpp, "bpp_est": bpp, "distortion": distortion, "mse": mse, "ms_ssim": quality}
+        return {
+            "loss": distortion + bpp,
+            "bpp_est": bpp,
+            "distortion": distortion,
+            "mse": mse,
+            "ms_ssim_adaptive": quality,
+        }
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor | None:
         x = self.unpack_train_batch(batch)
@@ -96,9 +102,9 @@ class LICPretrain(PhaseModule):
         if self.logging_this_step():
             rd_loss = terms.pop("loss")
             logs = {**terms, "rd_loss": rd_loss, "loss": loss, "aux_loss": aux, "psnr": psnr_rgb(x, out.x_hat)}
-            if logs["ms_ssim"] is None:
+            if logs["ms_ssim_adaptive"] is None:
                 with torch.no_grad():
-                    logs["ms_ssim"] = ms_ssim(out.x_hat.detach(), x)
+                    logs["ms_ssim_adaptive"] = ms_ssim(out.x_hat.detach(), x)
             self.log_scalars("train", logs, on_step=True, on_epoch=False, batch_size=x.shape[0])
         return loss
 
