@@ -29,7 +29,11 @@ LABELS = {
     "dists": "DISTS ↓",
     "fid": "FID (256-px patches) ↓",
     "kid": "KID (256-px patches) ↓",
+    "kid-vgg16": "kid-vgg16 (offline, 256-px patches) ↓",
 }
+# Distances between the outputs' and the originals' distributions: the perception axis of the
+# perception–distortion panel when a curve has one (LPIPS/DISTS keep their own panels).
+REALISM_AXES = ("fid", "kid", "kid-vgg16")
 METRICS = tuple(LABELS)
 
 # Classical codecs, as ours and published results files name them ("VTM", "BPG 8b 444 x265
@@ -94,7 +98,8 @@ def rd_figure(
     styles: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Figure:
     """One panel per metric (x = bpp); each curve a line with markers. A ``--realism`` curve
-    (``meta["realism"]``) adds a perception–distortion panel (PSNR vs LPIPS, points labelled A).
+    (``meta["realism"]``) adds a perception–distortion panel (PSNR against a realism axis such
+    as kid-vgg16 when the curve has one, else LPIPS; points labelled A).
 
     Classical codecs are drawn dashed; ``styles`` overrides matplotlib kwargs per curve name.
     """
@@ -149,7 +154,9 @@ def pd_metrics(curves: Sequence[Curve], metrics: Sequence[str]) -> tuple[str, st
     """(distortion, perception) axes of the perception–distortion panel, drawn when a curve
     varies the decode realism at one rate (on the bpp axes it is a vertical line)."""
     distortion = next((m for m in metrics if m in ("psnr-rgb", "ms-ssim-rgb", "ms-ssim-db-rgb")), None)
-    perception = next((m for m in metrics if m in LOWER_IS_BETTER), None)
+    swept = [c for c in curves if realism_values(c)]
+    perception = next((m for m in REALISM_AXES if any(c.has(m) for c in swept)), None)
+    perception = perception or next((m for m in metrics if m in LOWER_IS_BETTER), None)
     if distortion is None or perception is None:
         return None
     if not any(realism_values(c) and c.has(distortion) and c.has(perception) for c in curves):

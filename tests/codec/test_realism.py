@@ -114,3 +114,26 @@ def test_eval_realism_curve_and_target_curve(tmp_path, coded):
     summary = run_eval([ckpt], folder, tmp_path / "rc", opts=opts)
     bpp = summary.curves[0].results["bpp"]
     assert bpp[0] > 0.01 and bpp[1] <= 50  # 0.01 is unreachable: coded at the smallest size, flagged
+
+
+def test_the_bitstream_does_not_depend_on_the_realism_level(tmp_path, capsys):
+    """A is a decode-time choice: the encoder takes none, and every A reads the same bytes to the
+    same fidelity output and index map; only x̃ moves."""
+    ckpt = random_init_checkpoint(tmp_path / "hdc-tiny.ckpt", HDC_TINY, seed=0)
+    codec = load_codec(str(ckpt))
+    with torch.no_grad():
+        for head in codec.model.perceptual.realism.heads.values():
+            torch.nn.init.normal_(head.weight, std=0.5)
+    image = synthetic_image(48, 64, seed=5)
+    data = codec.encode(image)
+    assert codec.encode(image) == data
+    full = {a: codec.decode_full(data, realism=a)[1] for a in (0.0, 0.5, 1.0)}
+    for a in (0.5, 1.0):
+        assert torch.equal(full[a].x_hat_lic, full[0.0].x_hat_lic)
+        assert torch.equal(full[a].d_hat, full[0.0].d_hat) and torch.equal(full[a].y_hat, full[0.0].y_hat)
+    assert not torch.equal(full[0.0].x_tilde, full[1.0].x_tilde)
+    src = tmp_path / "a.png"
+    write_image(src, image)
+    with pytest.raises(SystemExit):  # compress has no realism option: nothing to put in the file
+        main(["compress", str(src), "--ckpt", str(ckpt), "--realism", "0.5"])
+    capsys.readouterr()

@@ -66,3 +66,11 @@ def test_realism_curve_adds_a_perception_distortion_panel(tmp_path):
     assert main(["plot", str(path), "-o", str(out)]) == 0
     assert out.read_bytes()[:8] == PNG
     assert len(rd_figure([rd, real], metrics=["psnr-rgb"]).axes) == 1  # no perceptual metric asked: no panel
+
+
+def test_the_perception_axis_is_a_realism_metric_when_the_curve_has_one():
+    """PSNR against kid-vgg16 (a distance between distributions), with LPIPS in its own panel."""
+    pts = [{"bpp": 0.08, "psnr-rgb": 24.5 - a, "lpips": 0.43 - 0.01 * a, "kid-vgg16": 0.09 - 0.01 * a} for a in (0, 1)]
+    fig = rd_figure([curve_from_points("A", pts, meta={"realism": [0.0, 1.0]})], metrics=["psnr-rgb", "lpips"])
+    assert [ax.get_ylabel().split(" ")[0] for ax in fig.axes] == ["PSNR", "LPIPS", "kid-vgg16"]
+    assert fig.axes[2].get_xlabel().startswith("PSNR")
