@@ -133,3 +133,20 @@ def test_a_forged_model_spec_is_refused_before_it_is_built(tmp_path, lic_ckpt, c
     check_one_line(lines[0])
     assert str(forged) in lines[0] and needle in lines[0], lines[0]
     assert all(g < 500 * 2**20 for g in grew)
+
+
+# ---- case 9: attention memory grows with the tokens, not their square ------------------------
+def test_the_index_predictor_attention_is_exact_and_bounded():
+    from hdc_lightning.models.fusion.predictor import attend
+
+    torch.manual_seed(0)
+    mha = torch.nn.MultiheadAttention(64, 4, batch_first=True).eval()
+    x, m = torch.randn(2, 40, 64), torch.randn(2, 30, 64)
+    with torch.no_grad():
+        assert torch.allclose(attend(mha, x, m), mha(x, m, m, need_weights=False)[0], atol=1e-6)
+        tokens = torch.randn(1, 16384, 64)  # a 4-Mpx image at 1/16
+        grew: list[int] = []
+        with peak_rss(grew) if peak_rss_supported() else contextlib.nullcontext():
+            attend(mha, tokens, tokens)
+    # torch's fused MultiheadAttention holds 4 heads x 16384² floats here: 4 GiB
+    assert all(g < 256 * 2**20 for g in grew)

@@ -31,6 +31,21 @@ def sincos_2d(h: int, w: int, dim: int, device=None) -> torch.Tensor:
     return torch.cat([pe_y, pe_x], 2).reshape(h * w, 4 * q)
 
 
+def attend(mha: nn.MultiheadAttention, query: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+    """What ``mha(query, source, source)`` computes (its weights, no mask, no dropout), through
+    ``F.scaled_dot_product_attention``: its kernels never hold the tokens × tokens matrix of
+    every head, which torch's fused MultiheadAttention does (4 GB at 16k tokens, a 4-Mpx image)."""
+    heads, dim = mha.num_heads, mha.embed_dim
+    w_q, w_k, w_v = mha.in_proj_weight.chunk(3)
+    b_q, b_k, b_v = mha.in_proj_bias.chunk(3)
+
+    def split(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, w, b).unflatten(-1, (heads, dim // heads)).transpose(1, 2)  # [B, heads, N, d]
+
+    out = F.scaled_dot_product_attention(split(query, w_q, b_q), split(source, w_k, b_k), split(source, w_v, b_v))
+    return mha.out_proj(out.transpose(1, 2).flatten(2))
+
+
 class PredictorBlock(nn.Module):
     """Self-attention → cross-attention to x̂_lic features → MLP, each after a FiLM-modulated norm."""
 
@@ -45,9 +60,9 @@ class PredictorBlock(nn.Module):
 
     def forward(self, h: torch.Tensor, memory: torch.Tensor, v: torch.Tensor | None) -> torch.Tensor:
         a = self.films[0](self.norms[0](h), v)
-        h = h + self.attn(a, a, a, need_weights=False)[0]
+        h = h + attend(self.attn, a, a)
         c = self.films[1](self.norms[1](h), v)
-        h = h + self.cross(c, memory, memory, need_weights=False)[0]
+        h = h + attend(self.cross, c, memory)
         m = self.films[2](self.norms[2](h), v)
         return h + self.mlp(m)
 
