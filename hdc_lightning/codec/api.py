@@ -235,7 +235,6 @@ def load_codec(ckpt_path: str, **options: Any) -> ImageCodec:
     ``ckpt_path`` is a checkpoint file or the name of a shipped model (``"small"``, see
     :mod:`hdc_lightning.pretrained`). ``options`` go to the codec's constructor (e.g. ``device``).
     """
-    import hdc_lightning.codec  # noqa: F401  (registers the built-in codecs)
     from hdc_lightning import pretrained
 
     path = str(pretrained.weights_path(ckpt_path) if pretrained.is_pretrained(ckpt_path) else ckpt_path)
