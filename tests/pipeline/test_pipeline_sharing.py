@@ -264,3 +264,13 @@ def test_unknown_point_and_reserved_names(tmp_path):
     )
     with pytest.raises(ConfigError, match="appears twice"):
         load_pipeline(bad)
+
+
+@pytest.mark.parametrize("recipe", sorted((REPO / "experiments" / "pipeline").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_recipe_plans(tmp_path, capsys, recipe):
+    """Every recipe, the shipped model's own (small, small-ablation) included, loads, validates
+    each stage's config and prints its plan, without writing anything."""
+    assert main(["pipeline", str(recipe), f"root={tmp_path}", "--dry-run"]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "stage runs:" in out and " to do" in out
+    assert not any(tmp_path.iterdir())
