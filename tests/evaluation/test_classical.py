@@ -9,8 +9,10 @@ from tests.helpers.images import synthetic_image
 IMAGE = synthetic_image(192, 256, seed=1, style="photo")
 
 
-@pytest.mark.parametrize("codec", classical.supported())
+@pytest.mark.parametrize("codec", list(classical.CODECS))
 def test_rate_matching_hits_a_reachable_target(codec):
+    if codec not in classical.supported():  # shown as a skip, never a silently missing case
+        pytest.skip(f"this Pillow cannot encode {codec} (features.check({classical.CODECS[codec].feature!r}))")
     matcher = classical.RateMatcher()
     lo = matcher.match(codec, IMAGE, 1e-6, key="img").bpp  # lowest quality's rate
     hi = matcher.match(codec, IMAGE, 1e6, key="img").bpp  # highest quality's rate
