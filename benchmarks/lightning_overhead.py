@@ -36,6 +36,7 @@ from lightning.pytorch.loggers import TensorBoardLogger  # noqa: E402
 
 from hdc_lightning.config import load_config  # noqa: E402
 from hdc_lightning.data import TrainBatch  # noqa: E402
+from hdc_lightning.evaluation.metrics import psnr_rgb  # noqa: E402
 from hdc_lightning.phases.lic import LICPretrain, ms_ssim  # noqa: E402
 
 WARMUP = 10
@@ -75,7 +76,7 @@ class PlainStep:
         loss = terms["loss"] + self.phase.model.aux_loss()
         self.step += 1
         if self.step % LOG_EVERY == 0:  # the metrics the training step computes for its logs
-            self.phase.psnr(out.x_hat, x)
+            psnr_rgb(x, out.x_hat)
             with torch.no_grad():
                 ms_ssim(out.x_hat.detach(), x)
         loss.backward()
