@@ -130,7 +130,8 @@ def _build_checked(spec: dict, state: dict, path: str) -> nn.Module:
     stored = sum(t.numel() for t in state.values() if isinstance(t, torch.Tensor))
     if wanted > SPEC_SIZE_RATIO * stored + (1 << 20):
         raise CheckpointError(
-            f"{path}: its model spec asks for {wanted:,} values but the file holds {stored:,}; a damaged or forged file"
+            f"{path}: its model spec ({spec.get('name')}/{spec.get('preset')}) asks for {wanted:,} values but the "
+            f"file holds {stored:,}: weights of another model or preset, or a damaged or forged file"
         )
     return build()
 
