@@ -1,6 +1,6 @@
 """The library boundary: the codec, its models and the data/metrics layers need no Lightning.
 
-Lightning lives in phases/, callbacks/, train.py, pipeline.py and cli/fit.py only. Checked
+Lightning lives in phases/, callbacks/, train.py, pipeline/ and cli/fit.py only. Checked
 twice: statically (no import statement of Lightning anywhere in the library packages, lazy
 ones included) and by running ``load_codec`` + encode + decode in a fresh interpreter.
 """
