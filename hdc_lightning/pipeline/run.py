@@ -13,8 +13,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
+from hdc_lightning.checkpoints import safe_load
 from hdc_lightning.config.load import load_config
-from hdc_lightning.errors import HDCError
+from hdc_lightning.errors import HDCError, first_line
 from hdc_lightning.pipeline.identity import stage_identity
 from hdc_lightning.pipeline.plan import StagePlan, plan
 from hdc_lightning.pipeline.spec import DONE_FILE, SHARED, PipelineSpec
@@ -97,6 +98,20 @@ def _write_identity(p: StagePlan) -> None:
     os.replace(tmp, p.identity_file)
 
 
+def _next_step(p: StagePlan) -> str:
+    """What to do after a failed stage: resume it, unless its checkpoint is what is broken."""
+    last = last_ckpt_of(p.run_dir)
+    if last.exists():
+        try:
+            safe_load(last)
+        except HDCError as e:
+            why = first_line(e).removeprefix(f"{last}: ")
+            return (
+                f"its {last.relative_to(p.run_dir)} is unreadable ({why}); delete it to restart the stage, then rerun"
+            )
+    return "rerun the same command to resume it"
+
+
 def run_pipeline(
     spec: PipelineSpec,
     path: Path,
@@ -120,10 +135,7 @@ def run_pipeline(
             t0 = time.time()
             code = launch(p.command())
             if code != 0:
-                raise HDCError(
-                    f"stage '{p.stage.name}' ({p.run_dir}) failed with exit status {code}; "
-                    "rerun the same command to resume it"
-                )
+                raise HDCError(f"stage '{p.stage.name}' ({p.run_dir}) failed with exit status {code}; {_next_step(p)}")
             if p.done() is None:
                 raise HDCError(f"stage '{p.stage.name}' ({p.run_dir}) ended without writing {DONE_FILE}")
             log(f"[pipeline] {label}: done in {time.time() - t0:.0f} s")

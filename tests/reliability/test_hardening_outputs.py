@@ -16,7 +16,7 @@ import pytest
 
 from hdc_lightning.cli import main
 from hdc_lightning.data.shards import write_shards
-from hdc_lightning.errors import ConfigError, DataError
+from hdc_lightning.errors import ConfigError, DataError, HDCError
 from hdc_lightning.fileio import check_component, is_ours, write_bytes
 from hdc_lightning.pipeline import load_pipeline
 from tests.helpers.configs import REPO
@@ -316,3 +316,24 @@ def test_export_replaces_its_own_pt(tmp_path, lic_ckpt):
     out = tmp_path / "m.pt"
     assert main(["export", str(lic_ckpt), "-o", str(out)]) == 0
     assert main(["export", str(lic_ckpt), "-o", str(out), "--half"]) == 0
+
+
+def test_a_stage_with_a_damaged_checkpoint_says_to_delete_it_not_to_rerun(tmp_path):
+    """`hdc fit` cannot resume from an unreadable last.ckpt, so "rerun to resume" would loop."""
+    from hdc_lightning.pipeline import run_pipeline
+    from hdc_lightning.rundir import last_ckpt_of
+
+    spec, path = load_pipeline(_recipe(tmp_path), [f"root={tmp_path / 'runs'}"])
+
+    def fit_that_dies_on_a_damaged_checkpoint(cmd):
+        args = dict(a.split("=", 1) for a in cmd if "=" in a)
+        last = last_ckpt_of(Path(args["run.root"]) / args["run.name"])
+        last.parent.mkdir(parents=True, exist_ok=True)
+        last.write_bytes(b"half a checkpoint")  # what a disk failure left
+        return 2
+
+    with pytest.raises(HDCError) as e:
+        run_pipeline(spec, path, None, log=lambda _: None, launch=fit_that_dies_on_a_damaged_checkpoint)
+    check_one_line(str(e.value))
+    assert "checkpoints/last.ckpt is unreadable" in str(e.value) and "delete it" in str(e.value)
+    assert "rerun the same command to resume" not in str(e.value)
