@@ -97,7 +97,8 @@ def ledger_path() -> Path:
     return Path(root) / "outputs.tsv"
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes, read 1 MiB at a time."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -125,7 +126,7 @@ def _record(path: Path) -> None:
     ledger = ledger_path()
     try:
         key = str(path.resolve())
-        line = f"{_sha256(path)}\t{path.stat().st_size}\t{key}\n"
+        line = f"{sha256_file(path)}\t{path.stat().st_size}\t{key}\n"
         ledger.parent.mkdir(parents=True, exist_ok=True)
         with open(ledger, "a+") as f:
             fcntl.flock(f, fcntl.LOCK_EX)  # concurrent commands append whole lines
@@ -159,7 +160,7 @@ def is_ours(path: Path) -> bool:
             if f.read(len(_HDC_MAGIC)) == _HDC_MAGIC:
                 return True
         entry = _entries().get(str(Path(path).resolve()))
-        return entry is not None and entry[1] == st.st_size and entry[0] == _sha256(Path(path))
+        return entry is not None and entry[1] == st.st_size and entry[0] == sha256_file(Path(path))
     except OSError:
         return False
 

