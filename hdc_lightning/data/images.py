@@ -75,18 +75,20 @@ def decode_rgb(data: bytes, max_side: int | None = None, max_pixels: int | None 
 
     Every reader (compress, eval, shards, the training loader) decodes through here, so an
     image looks the same everywhere. ``max_side``/``max_pixels`` (at most DECODE_MAX_PIXELS,
-    always applied) are checked on the header, before the pixels are decoded. JPEG goes through torchvision's libjpeg (straight into a
-    CHW tensor, EXIF orientation applied as in :func:`pil_to_rgb`); everything else, PNG
+    always applied) are checked on the header, before the pixels are decoded. JPEG goes
+    through torchvision's libjpeg (straight into a CHW tensor, EXIF orientation applied as in
+    :func:`pil_to_rgb`); everything else, PNG
     included (torchvision's libpng wrapper crashes the process on damaged pixel data), and
     any JPEG torchvision refuses, goes through Pillow.
     """
     if not data:
         raise CorruptImage("empty file")
-    _check_size(data, max_side, min(max_pixels or DECODE_MAX_PIXELS, DECODE_MAX_PIXELS))
+    max_pixels = min(max_pixels or DECODE_MAX_PIXELS, DECODE_MAX_PIXELS)
     x = None
     if bytes(data[:3]) == b"\xff\xd8\xff":
         from torchvision.io import ImageReadMode, decode_jpeg
 
+        _check_size(data, max_side, max_pixels)  # libjpeg decodes whatever the header declares
         buf = data if isinstance(data, bytearray) else bytearray(data)  # torch wants a writable buffer
         try:
             x = decode_jpeg(
@@ -95,7 +97,7 @@ def decode_rgb(data: bytes, max_side: int | None = None, max_pixels: int | None 
         except RuntimeError:
             x = None
     if x is None:
-        x = _decode_pil(data)
+        x = _decode_pil(data, max_side, max_pixels)
     if x.ndim != 3 or x.shape[0] != 3 or x.shape[1] < 1 or x.shape[2] < 1:
         raise CorruptImage(f"decoded to an unusable shape {tuple(x.shape)}")
     return x
@@ -158,7 +160,10 @@ def _open(data: bytes):
 
 def _check_size(data: bytes, max_side: int | None, max_pixels: int | None) -> None:
     with _open(data) as im:
-        w, h = im.size
+        _check_dims(*im.size, max_side, max_pixels)
+
+
+def _check_dims(w: int, h: int, max_side: int | None, max_pixels: int | None) -> None:
     if max_side and max(w, h) > max_side:
         raise ImageTooLarge(f"image is {w}x{h}, over the limit of {max_side} pixels per side")
     if max_pixels and w * h > max_pixels:
@@ -167,10 +172,11 @@ def _check_size(data: bytes, max_side: int | None, max_pixels: int | None) -> No
         )
 
 
-def _decode_pil(data: bytes) -> torch.Tensor:
+def _decode_pil(data: bytes, max_side: int | None, max_pixels: int) -> torch.Tensor:
     from PIL import Image
 
     with _open(data) as im, warnings.catch_warnings():
+        _check_dims(*im.size, max_side, max_pixels)  # from the header Pillow just read, before load()
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
             im.load()
