@@ -44,21 +44,29 @@ def _expanded_size(node: yaml.Node, depth: int, memo: dict[int, int]) -> int:
     return size
 
 
+def check_yaml_size(text: str) -> None:
+    """ConfigError when ``text`` (YAML) nests deeper than MAX_NESTING or expands, aliases
+    included, to more than MAX_NODES values; composed only, nothing is built. YAMLError as
+    yaml raises it for text that does not parse."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        raise ConfigError(f"nested deeper than {MAX_NESTING} levels") from None
+    if root is not None:
+        _expanded_size(root, 0, {})
+
+
 def _read_yaml(path: Path) -> dict:
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
         text = read_regular(path, MAX_CONFIG_BYTES, "config file").decode("utf-8")
-        # Composed first (aliases not expanded) to bound what loading would build; then
-        # safe_load: a config can never construct Python objects or run code.
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        if root is not None:
-            _expanded_size(root, 0, {})
+        # Bounded first (aliases not expanded); then safe_load: a config can never construct
+        # Python objects or run code.
+        check_yaml_size(text)
         data = yaml.safe_load(text)
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}") from None
-    except RecursionError:
-        raise ConfigError(f"{path}: nested deeper than {MAX_NESTING} levels") from None
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         first = first_line(e)
         raise ConfigError(f"{path}: not valid YAML ({first})") from None
@@ -95,13 +103,9 @@ def parse_overrides(overrides: Iterable[str]) -> DictConfig:
         if "=" not in item or item.startswith("="):
             raise ConfigError(f"override '{item}': expected key.path=value")
         try:  # a value is YAML too: the same bounds as a file
-            node = yaml.compose(item.split("=", 1)[1], Loader=yaml.SafeLoader)
-            if node is not None:
-                _expanded_size(node, 0, {})
+            check_yaml_size(item.split("=", 1)[1])
         except ConfigError as e:
             raise ConfigError(f"override '{item[:60]}': {e}") from None
-        except RecursionError:
-            raise ConfigError(f"override '{item[:60]}': nested deeper than {MAX_NESTING} levels") from None
         except yaml.YAMLError:
             pass  # OmegaConf reports it below, as before
     try:
