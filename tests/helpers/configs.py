@@ -73,7 +73,7 @@ def tiny_config(phase: str, run_root: str | Path, shards: str | None = None, *ov
     return load_config(tiny_yaml(phase), fit_overrides(run_root, shards, **kw) + list(overrides))
 
 
-def fit_ddp(config: str, args: list[str]):
+def fit_ddp(config: str, args: list[str], timeout: float = 600):
     """``hdc fit`` of ``experiments/<config>`` with ``args`` in a subprocess (one thread a rank):
     the 2-process CPU DDP runs of the phase tests. Asserts it exited 0 with both members."""
     import os
@@ -87,8 +87,8 @@ def fit_ddp(config: str, args: list[str]):
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "MEMBER: 2/2" in proc.stdout + proc.stderr
+    assert "MEMBER: 2/2" in proc.stdout + proc.stderr  # the second rank really joined
     return proc

@@ -106,6 +106,21 @@ def check_one_line(message: str, source: str | None = None) -> None:
         assert message.startswith(source), f"message does not name {source!r}: {message!r}"
 
 
+def one_error(argv, capture, *needles: str) -> str:
+    """Run ``hdc ARGV`` in-process: it must exit 2 with exactly one ``error:`` line on stderr
+    (captured by pytest's ``capsys`` or ``capfd``), one line long and holding every needle."""
+    from hdc_lightning.cli import main
+
+    code = main([str(a) for a in argv])
+    err = capture.readouterr().err
+    lines = [ln for ln in err.splitlines() if ": error: " in ln]
+    assert code == 2 and len(lines) == 1, err[-2000:]
+    check_one_line(lines[0])
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
 class Tally:
     """Counts of outcomes and mutation kinds of one fuzz target."""
 

@@ -20,18 +20,7 @@ from hdc_lightning.errors import BitstreamError
 from hdc_lightning.fileio import UnreadableFile, read_regular
 from tests.helpers.configs import REPO
 from tests.helpers.images import save_image
-from tests.helpers.reliability import check_one_line, peak_rss, peak_rss_supported, time_bound
-
-
-def _one_error(argv, capsys, *needles) -> str:
-    code = main([str(a) for a in argv])
-    err = capsys.readouterr().err
-    lines = [ln for ln in err.splitlines() if ": error: " in ln]
-    assert code == 2 and len(lines) == 1, err[-2000:]
-    check_one_line(lines[0])
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
+from tests.helpers.reliability import one_error, peak_rss, peak_rss_supported, time_bound
 
 
 @pytest.fixture()
@@ -55,21 +44,21 @@ def test_default_names_keep_the_original_image(photo, lic_ckpt, capsys):
 def test_compress_never_writes_over_its_input(photo, lic_ckpt, capsys):
     original = photo.read_bytes()
     for extra in ([], ["--force"]):
-        _one_error(["compress", photo, "-o", photo, "--ckpt", lic_ckpt, *extra], capsys, "is also an input")
+        one_error(["compress", photo, "-o", photo, "--ckpt", lic_ckpt, *extra], capsys, "is also an input")
     assert photo.read_bytes() == original
 
 
 def test_an_existing_foreign_file_needs_force(photo, lic_ckpt, tmp_path, capsys):
     notes = tmp_path / "notes.txt"
     notes.write_text("mine")
-    _one_error(["compress", photo, "-o", notes, "--ckpt", lic_ckpt], capsys, "pass --force")
+    one_error(["compress", photo, "-o", notes, "--ckpt", lic_ckpt], capsys, "pass --force")
     assert notes.read_text() == "mine"
     hdc = tmp_path / "p.hdc"
     assert main(["compress", str(photo), "-o", str(hdc), "--ckpt", str(lic_ckpt)]) == 0
     other = tmp_path / "other.png"
     Image.new("RGB", (4, 4)).save(other)
-    _one_error(["decompress", hdc, "-o", other, "--ckpt", lic_ckpt], capsys, "pass --force")
-    _one_error(["decompress", hdc, "-o", hdc, "--ckpt", lic_ckpt, "--force"], capsys, "is also an input")
+    one_error(["decompress", hdc, "-o", other, "--ckpt", lic_ckpt], capsys, "pass --force")
+    one_error(["decompress", hdc, "-o", hdc, "--ckpt", lic_ckpt, "--force"], capsys, "is also an input")
     assert main(["decompress", str(hdc), "-o", str(other), "--ckpt", str(lic_ckpt), "--force"]) == 0
 
 
@@ -107,7 +96,7 @@ def test_non_regular_inputs_are_refused_at_once(tmp_path, lic_ckpt, capfd, kind,
     if kind == "empty" and command == "compress":
         needle = "not a readable image (empty file)"
     with time_bound(20, f"{command} of a {kind}"):
-        _one_error([command, path, "--ckpt", lic_ckpt, "-o", tmp_path / "out.png"], capfd, str(path), needle)
+        one_error([command, path, "--ckpt", lic_ckpt, "-o", tmp_path / "out.png"], capfd, str(path), needle)
 
 
 def test_reads_stop_at_the_limit_whatever_st_size_says():
@@ -171,20 +160,20 @@ def test_one_stderr_line_per_failure_with_warnings_on(tmp_path):
 
 @pytest.mark.parametrize("device, needle", [("bogus", "not a device name"), ("cuda:99", "CUDA device")])
 def test_device_errors_are_one_line(photo, lic_ckpt, tmp_path, capsys, device, needle):
-    _one_error(["compress", photo, "--ckpt", lic_ckpt, "-o", tmp_path / "d.hdc", "--device", device], capsys, needle)
+    one_error(["compress", photo, "--ckpt", lic_ckpt, "-o", tmp_path / "d.hdc", "--device", device], capsys, needle)
 
 
 def test_unclear_messages_are_clear(photo, lic_ckpt, tmp_path, capsys):
-    _one_error(
+    one_error(
         ["compress", photo, "--ckpt", photo, "-o", tmp_path / "a.hdc"],
         capsys,
         "not a readable checkpoint (not an archive written by torch.save)",
     )
-    _one_error(["compress", photo, "--ckpt", lic_ckpt, "-o", tmp_path], capsys, "is a directory")
+    one_error(["compress", photo, "--ckpt", lic_ckpt, "-o", tmp_path], capsys, "is a directory")
     hdc = tmp_path / "p.hdc"
     assert main(["compress", str(photo), "-o", str(hdc), "--ckpt", str(lic_ckpt)]) == 0
-    _one_error(["decompress", hdc, "--ckpt", lic_ckpt, "-o", tmp_path / "fig.xyz"], capsys, "unknown image file type")
-    _one_error(["decompress", hdc, "--ckpt", lic_ckpt, "-o", tmp_path], capsys, "is a directory")
+    one_error(["decompress", hdc, "--ckpt", lic_ckpt, "-o", tmp_path / "fig.xyz"], capsys, "unknown image file type")
+    one_error(["decompress", hdc, "--ckpt", lic_ckpt, "-o", tmp_path], capsys, "is a directory")
 
 
 def test_help_has_no_empty_or_doubled_defaults():

