@@ -37,7 +37,8 @@ from lightning.pytorch.loggers import TensorBoardLogger  # noqa: E402
 from hdc_lightning.config import load_config  # noqa: E402
 from hdc_lightning.data import TrainBatch  # noqa: E402
 from hdc_lightning.evaluation.metrics import psnr_rgb  # noqa: E402
-from hdc_lightning.phases.lic import LICPretrain, ms_ssim  # noqa: E402
+from hdc_lightning.losses.rate_distortion import ms_ssim_adaptive  # noqa: E402
+from hdc_lightning.phases.lic import LICPretrain  # noqa: E402
 
 WARMUP = 10
 LOG_EVERY = 10  # tiny.yaml's trainer.log_every_n_steps
@@ -72,13 +73,12 @@ class PlainStep:
     def __call__(self, batch: TrainBatch) -> None:
         x = batch.images
         out = self.phase.model(x)
-        terms = self.phase.rd_terms(x, out.x_hat, out.likelihoods)
-        loss = terms["loss"] + self.phase.model.aux_loss()
+        loss = self.phase.loss(x, out.x_hat, out.likelihoods).loss + self.phase.model.aux_loss()
         self.step += 1
         if self.step % LOG_EVERY == 0:  # the metrics the training step computes for its logs
             psnr_rgb(x, out.x_hat)
             with torch.no_grad():
-                ms_ssim(out.x_hat.detach(), x)
+                ms_ssim_adaptive(out.x_hat.detach(), x)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.opt.param_groups[0]["params"], 1.0)
         self.opt.step()

@@ -9,6 +9,8 @@ Components register with a decorator and are built from a config spec
 
     build("model", "lic", preset="tiny", M=64)
 
+Losses are built from a phase's config by :func:`build_from` (the config holds their defaults).
+
 Kinds: ``model`` (plain nn.Modules), ``loss``, ``phase`` (LightningModules).
 """
 
@@ -110,6 +112,22 @@ def build(kind: str, name: str, preset: str | None = None, where: str | None = N
     kwargs = entry.kwargs_for(preset, overrides)
     check_kwargs(entry, kwargs, where or f"{kind}:{name}")
     return entry.factory(**kwargs)
+
+
+def build_from(kind: str, name: str, source: Any, where: str, prefix: str = "") -> Any:
+    """Build ``name`` with each keyword-only constructor argument ``a`` read from
+    ``source.<prefix><a>`` (a phase's config dataclass).
+
+    Losses take keyword-only arguments without defaults, so a default lives in the config
+    only; a config that lacks one of them is named in the error.
+    """
+    entry = get(kind, name)
+    target = entry.factory.__init__ if inspect.isclass(entry.factory) else entry.factory
+    keys = [p.name for p in inspect.signature(target).parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    missing = [prefix + k for k in keys if not hasattr(source, prefix + k)]
+    if missing:
+        raise RegistryError(f"{where}: {kind} '{name}' needs {', '.join(missing)}, which the config does not define")
+    return entry.factory(**{k: getattr(source, prefix + k) for k in keys})
 
 
 def build_spec(kind: str, spec: Mapping[str, Any], where: str = "model") -> Any:

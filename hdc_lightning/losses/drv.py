@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hdc_lightning.errors import ConfigError
 from hdc_lightning.registry import register
 
 
@@ -17,11 +18,7 @@ class DRVMatchOutput(NamedTuple):
     kl: torch.Tensor
 
 
-@register(
-    "loss",
-    "drv_match",
-    presets={"tiny": dict(), "paper": dict(l1_weight=1.0, kl_weight=1.0, temperature=0.15)},
-)
+@register("loss", "drv_match")
 class DRVMatchLoss(nn.Module):
     """L1 + KL(softmax(target/T) ‖ softmax(pred/T)) between DRVs, T ≈ 0.15.
 
@@ -32,10 +29,11 @@ class DRVMatchLoss(nn.Module):
     Citation: Xia et al., "DiffIR", ICCV 2023; Lu et al., "HDCompression", arXiv 2502.07160.
     """
 
-    def __init__(self, l1_weight: float = 1.0, kl_weight: float = 1.0, temperature: float = 0.15):
+    def __init__(self, *, l1_weight: float, kl_weight: float, temperature: float):
+        """No defaults: they live in the DRV phase's config (``match_*`` of ``DRVConfig``)."""
         super().__init__()
         if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
+            raise ConfigError(f"phase.match_temperature: must be > 0, got {temperature}")
         self.l1_weight, self.kl_weight, self.temperature = l1_weight, kl_weight, temperature
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> DRVMatchOutput:

@@ -33,9 +33,9 @@ class PatchDiscriminator(nn.Module):
     """PatchGAN (Isola et al., CVPR 2017): a logit per overlapping patch; GroupNorm, no BatchNorm
     (BatchNorm statistics would be updated by the extra generator pass and need syncing under DDP)."""
 
-    def __init__(self, channels: int = 64, n_layers: int = 3):
+    def __init__(self, channels: int = 64, n_layers: int = 3, in_channels: int = 3):
         super().__init__()
-        layers: list[nn.Module] = [nn.Conv2d(3, channels, 4, 2, 1), nn.LeakyReLU(0.2)]
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, channels, 4, 2, 1), nn.LeakyReLU(0.2)]
         c = channels
         for i in range(1, n_layers + 1):
             c_next = channels * min(2**i, 8)
@@ -49,7 +49,7 @@ class PatchDiscriminator(nn.Module):
                 nn.init.normal_(m.weight, 0.0, 0.02)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x * 2 - 1)  # images in [0, 1]
+        return self.net(x * 2 - 1)  # images (and conditioning images) in [0, 1]
 
 
 def hinge_d_loss(logits_real: torch.Tensor, logits_fake: torch.Tensor) -> torch.Tensor:
@@ -81,19 +81,22 @@ class VQGANLossOutput(NamedTuple):
 
 @register("loss", "vqgan")
 class VQGANLoss(nn.Module):
+    """Keyword-only, no defaults: they live in the VQ phase's config (``VQConfig``)."""
+
     def __init__(
         self,
-        perceptual_weight: float = 1.0,
-        lpips_net: str = "alex",
-        lpips_random_backbone: bool = False,
-        lpips_backbone: str | None = None,
-        disc_weight: float = 0.8,
-        disc_start: int = 10000,
-        disc_channels: int = 64,
-        disc_layers: int = 3,
-        adaptive: bool = True,
-        chroma_weight: float = 0.0,
-        chroma_block: int = 4,
+        *,
+        perceptual_weight: float,
+        lpips_net: str,
+        lpips_random_backbone: bool,
+        lpips_backbone: str | None,
+        disc_weight: float,
+        disc_start: int,
+        disc_channels: int,
+        disc_layers: int,
+        adaptive_weight: bool,
+        chroma_weight: float,
+        chroma_block: int,
     ):
         super().__init__()
         self.chroma_weight, self.chroma_block = chroma_weight, chroma_block
@@ -101,7 +104,7 @@ class VQGANLoss(nn.Module):
             perceptual_weight,
             disc_weight,
             disc_start,
-            adaptive,
+            adaptive_weight,
         )
         self.discriminator = PatchDiscriminator(disc_channels, disc_layers)
         self.perceptual = (

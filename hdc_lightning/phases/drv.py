@@ -23,7 +23,6 @@ from typing import Any
 from torch import Tensor
 
 from hdc_lightning import registry
-from hdc_lightning.losses.drv import DRVMatchLoss
 from hdc_lightning.phases.hybrid import STAGES, HybridPhase, HybridPhaseConfig, Stage
 
 
@@ -48,8 +47,7 @@ class DRVDiffusion(HybridPhase):
 
     def __init__(self, cfg: Mapping[str, Any]):
         super().__init__(cfg)
-        c = self.c
-        self.match = DRVMatchLoss(c.match_l1_weight, c.match_kl_weight, c.match_temperature)
+        self.match = registry.build_from("loss", "drv_match", self.c, where="phase", prefix="match_")
 
     def stage(self) -> Stage:
         if self.model.sampler is None or self.global_step < self.c.denoise_start:

@@ -33,7 +33,7 @@ from hdc_lightning.codec.hybrid import HybridCodec
 from hdc_lightning.config.schema import PhaseConfig
 from hdc_lightning.errors import ConfigError
 from hdc_lightning.evaluation.metrics import psnr_rgb
-from hdc_lightning.models.fusion import masked_accuracy, masked_cross_entropy
+from hdc_lightning.models.contracts import HybridModel, check_contract
 from hdc_lightning.models.hybrid import TOKEN
 from hdc_lightning.models.lic import pad_image
 from hdc_lightning.phases.base import PhaseModule, ValImage, flatten_sources
@@ -48,7 +48,6 @@ GROUPS = {
 # The VQ decoder decodes x̃ only in the latent-only ablation; with the perceptual decoder
 # (already in the fusion group) it stays the VQ stream's own, frozen.
 LATENT_ONLY = ("vq.g_s", "vq.post_quant")
-X_TILDE_LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss}
 
 
 @dataclass(frozen=True)
@@ -84,6 +83,12 @@ class HybridPhaseConfig(PhaseConfig):
     correction_loss: str = "l1"  # l1 | mse: the fidelity term of x̃ against x
     correction_weight: float = 1.0  # its weight (images in [0, 1])
     perceptual_weight: float = 0.5  # LPIPS of x̃ (the trunk `hdc weights` makes); 0 trains without it
+    # Conditional GAN on x̃ (losses/adversarial.py): + adversarial_weight·a·(−D(x̃ | x̂_lic)) per
+    # example at realism level a (1 without a realism-conditioned decoder); 0 trains without it.
+    adversarial_weight: float = 0.0
+    adversarial_start: int = 0  # batches in which D learns alone before the generator term starts
+    disc_lr: float = 1e-4
+    disc_channels: int = 64
     lpips_net: str = "alex"
     lpips_backbone: str | None = None
     reveal_max: float = 0.0  # training masks also reveal up to this share of other tokens (for T steps > 1)
@@ -107,25 +112,16 @@ class HybridPhase(PhaseModule):
     def __init__(self, cfg: Mapping[str, Any]):
         super().__init__(cfg)
         c = self.c
-        for key in ("enhancer_loss", "correction_loss"):
-            if getattr(c, key) not in X_TILDE_LOSSES:
-                raise ConfigError(f"phase.{key}: '{getattr(c, key)}' is not one of {', '.join(X_TILDE_LOSSES)}")
-        name = cfg["model"].get("name")
-        if name != "hdc":
-            raise ConfigError(f"model.name: phase '{c.name}' trains the hybrid model 'hdc', got '{name}'")
+        self.loss = registry.build_from("loss", "fusion", c, where="phase")
         crop = cfg["data"]["train"].get("crop")
         if crop is not None and int(crop) % TOKEN:
             raise ConfigError(
                 f"data.train.crop: phase '{c.name}' needs a multiple of {TOKEN} (the VQ token size), got {crop}"
             )
         self.model = registry.build_spec("model", cfg["model"], "model")
+        check_contract(self.model, HybridModel, c.name, cfg["model"].get("name"))
         self._check_initialised()
         self._freeze_outside_groups()
-        self.perceptual = None
-        if c.perceptual_weight > 0:
-            from hdc_lightning.losses.perceptual import PerceptualLoss
-
-            self.perceptual = PerceptualLoss(c.lpips_net, c.lpips_random_backbone, c.lpips_backbone)
         self._codec: HybridCodec | None = None
 
     # ---- the stage table, applied ----------------------------------------------------------
@@ -161,6 +157,10 @@ class HybridPhase(PhaseModule):
         for name in self.stage().groups:
             params = {id(p): p for m in self.group_modules(name) for p in m.parameters() if p.requires_grad}
             groups.append({"params": list(params.values()), "lr": getattr(self.c, GROUPS[name][1]), "name": name})
+        if self.loss.adversarial is not None:  # the loss's discriminator: trained here, never exported
+            groups.append(
+                {"params": list(self.loss.adversarial.parameters()), "lr": self.c.disc_lr, "name": "discriminator"}
+            )
         return self.build_optimizer(groups)
 
     def on_before_optimizer_step(self, optimizer) -> None:
@@ -214,7 +214,10 @@ class HybridPhase(PhaseModule):
             realism=self.sample_realism(x),
         )
         loss, logs = self.stage_losses(stage, x, out)
-        loss = loss + touch(*(m for g in self.resting(stage) for m in self.group_modules(g)))
+        resting = [m for g in self.resting(stage) for m in self.group_modules(g)]
+        if out.x_tilde is None:  # no x̃ in this stage: the discriminator rests with the rest
+            resting.append(self.loss.adversarial)
+        loss = loss + touch(*resting)
         loss = self.guard_loss(loss)
         if loss is None:
             return None
@@ -234,24 +237,7 @@ class HybridPhase(PhaseModule):
         return self.fusion_losses(x, out)
 
     def fusion_losses(self, x: Tensor, out) -> tuple[Tensor, dict[str, Any]]:
-        c = self.c
-        rec = X_TILDE_LOSSES[c.enhancer_loss](out.x_hat_lic, x)
-        ce = masked_cross_entropy(out.logits, out.indices, out.sent, c.label_smoothing)
-        corr = X_TILDE_LOSSES[c.correction_loss](out.x_tilde, x)
-        loss = c.enhancer_weight * rec + c.index_weight * ce + c.correction_weight * corr
-        perc = None
-        if self.perceptual is not None:
-            per_sample = self.perceptual(out.x_tilde, x, per_sample=True)
-            perc = per_sample.mean()
-            weights = out.realism if out.realism is not None else torch.ones_like(per_sample)
-            loss = loss + c.perceptual_weight * (weights * per_sample).mean()
-        terms = {
-            "enhancer_loss": rec,
-            "index_ce": ce,
-            f"correction_{c.correction_loss}": corr,
-            "lpips": perc,
-            "index_acc": masked_accuracy(out.logits, out.indices, out.sent),
-        }
+        loss, terms = self.loss(x, out, self.global_step)
         if self.logging_this_step():
             terms.update(
                 psnr_x_hat=psnr_rgb(x, out.x_hat),

@@ -1,7 +1,8 @@
 """Phase 1, LIC pretraining: rate–distortion training of the LIC model at one λ.
 
-loss = λ·255²·MSE (or λ·(1 − MS-SSIM)) + bpp + aux, where bpp comes from the
-likelihoods and aux is the entropy bottleneck's quantile objective. The aux term only
+loss = the rate–distortion loss (:class:`~hdc_lightning.losses.rate_distortion.RateDistortionLoss`,
+λ·255²·MSE or λ·(1 − MS-SSIM), + bpp from the likelihoods) + aux, the entropy
+bottleneck's quantile objective. The aux term only
 reaches the ``.quantiles`` parameters and the R-D term never does, so one optimizer
 with two disjoint parameter groups (own learning rates) trains both in one backward:
 no second optimizer (``global_step`` = batches, ``max_steps`` means batches) and every
@@ -15,26 +16,22 @@ shared contract (``val/bpp`` from the file's bytes, quality of the decoded image
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
-from torchmetrics.functional.image import multiscale_structural_similarity_index_measure
 
 from hdc_lightning import registry
 from hdc_lightning.codec.lic import LICCodec
 from hdc_lightning.config.schema import PhaseConfig
 from hdc_lightning.errors import ConfigError
 from hdc_lightning.evaluation.metrics import psnr_rgb
+from hdc_lightning.losses.rate_distortion import ms_ssim_adaptive
+from hdc_lightning.models.contracts import LICStream, check_contract
 from hdc_lightning.models.lic import estimated_bits
 from hdc_lightning.phases.base import PhaseModule, ValImage
-
-DISTORTIONS = ("mse", "ms-ssim")
-_MS_SSIM_BETAS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 
 
 @dataclass
@@ -48,17 +45,6 @@ class LICConfig(PhaseConfig):
     lr_gamma: float = 0.1
 
 
-def ms_ssim(x_hat: Tensor, x: Tensor) -> Tensor:
-    """MS-SSIM with as many of the 5 standard scales as the image size allows (≥ 1)."""
-    side = min(x.shape[-2:])
-    scales = max(1, min(5, int(math.floor(math.log2(max(side, 1) / 10))) + 1))  # 11-px window at the last scale
-    betas = _MS_SSIM_BETAS[:scales]
-    kernel = 11 if side > 10 * 2 ** (scales - 1) else max(3, (side // 2) * 2 - 1)
-    return multiscale_structural_similarity_index_measure(
-        x_hat.float().clamp(0, 1), x.float(), data_range=1.0, betas=betas, kernel_size=kernel
-    )
-
-
 @registry.register("phase", "lic")
 class LICPretrain(PhaseModule):
     """Trains ``cfg.model`` (a LIC-contract model, e.g. ``lic``/``tiny``) at one λ."""
@@ -67,44 +53,24 @@ class LICPretrain(PhaseModule):
 
     def __init__(self, cfg: Mapping[str, Any]):
         super().__init__(cfg)
-        if self.c.distortion not in DISTORTIONS:
-            raise ConfigError(f"phase.distortion: '{self.c.distortion}' is not one of {', '.join(DISTORTIONS)}")
+        self.loss = registry.build_from("loss", "rate_distortion", self.c, where="phase")
         self.model = registry.build_spec("model", cfg["model"], where="model")
+        check_contract(self.model, LICStream, "lic", cfg["model"].get("name"))
         self._codec: LICCodec | None = None
-
-    # ---- loss -------------------------------------------------------------------------
-    def rd_terms(self, x: Tensor, x_hat: Tensor, likelihoods: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        num_pixels = x.shape[0] * x.shape[-2] * x.shape[-1]
-        bpp = estimated_bits(dict(likelihoods)).sum() / num_pixels
-        mse = F.mse_loss(x_hat, x)
-        if self.c.distortion == "mse":
-            quality = None
-            distortion = self.c.lmbda * 255**2 * mse
-        else:
-            quality = ms_ssim(x_hat, x)
-            distortion = self.c.lmbda * (1 - quality)
-        return {
-            "loss": distortion + bpp,
-            "bpp_est": bpp,
-            "distortion": distortion,
-            "mse": mse,
-            "ms_ssim_adaptive": quality,
-        }
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor | None:
         x = self.unpack_train_batch(batch)
         out = self.model(x)
-        terms = self.rd_terms(x, out.x_hat, out.likelihoods)
+        rd = self.loss(x, out.x_hat, out.likelihoods)
         aux = self.model.aux_loss()
-        loss = self.guard_loss(terms["loss"] + aux)
+        loss = self.guard_loss(rd.loss + aux)
         if loss is None:
             return None
         if self.logging_this_step():
-            rd_loss = terms.pop("loss")
-            logs = {**terms, "rd_loss": rd_loss, "loss": loss, "aux_loss": aux, "psnr": psnr_rgb(x, out.x_hat)}
+            logs = {**rd._asdict(), "rd_loss": rd.loss, "loss": loss, "aux_loss": aux, "psnr": psnr_rgb(x, out.x_hat)}
             if logs["ms_ssim_adaptive"] is None:
                 with torch.no_grad():
-                    logs["ms_ssim_adaptive"] = ms_ssim(out.x_hat.detach(), x)
+                    logs["ms_ssim_adaptive"] = ms_ssim_adaptive(out.x_hat.detach(), x)
             self.log_scalars("train", logs, on_step=True, on_epoch=False, batch_size=x.shape[0])
         return loss
 

@@ -11,10 +11,9 @@ import torch
 
 from hdc_lightning import registry
 from hdc_lightning.config.schema import PhaseConfig
-from hdc_lightning.errors import ConfigError
 from hdc_lightning.evaluation.metrics import psnr_rgb
 from hdc_lightning.losses.perceptual import resolve_backbone
-from hdc_lightning.losses.vqgan import VQGANLoss
+from hdc_lightning.models.contracts import VQStream, check_contract
 from hdc_lightning.models.lic import pad_image
 from hdc_lightning.phases.base import PhaseModule, ValImage
 
@@ -67,23 +66,8 @@ class VQCodebook(PhaseModule):
         if c.perceptual_weight > 0 and not c.lpips_random_backbone:
             resolve_backbone(c.lpips_net, c.lpips_backbone)  # fail before building anything large
         self.model = registry.build_spec("model", cfg["model"], "model")
-        for attr in ("last_layer", "index_coder", "update", "codebook_size"):
-            if not hasattr(self.model, attr):
-                name = cfg["model"].get("name")
-                raise ConfigError(f"model.name: phase 'vq' needs a VQ model (with {attr}), got '{name}'")
-        self.loss = VQGANLoss(
-            c.perceptual_weight,
-            c.lpips_net,
-            c.lpips_random_backbone,
-            c.lpips_backbone,
-            c.disc_weight,
-            c.disc_start,
-            c.disc_channels,
-            c.disc_layers,
-            c.adaptive_weight,
-            chroma_weight=c.chroma_weight,
-            chroma_block=c.chroma_block,
-        )
+        check_contract(self.model, VQStream, "vq", cfg["model"].get("name"))
+        self.loss = registry.build_from("loss", "vqgan", c, where="phase")
         self._coder = None
 
     # ---- optimisation ---------------------------------------------------------------

@@ -7,7 +7,8 @@ import torch
 
 from hdc_lightning.losses.drv import DRVMatchLoss
 from hdc_lightning.models.drv import DRVs, make_betas, seeded_noise
-from hdc_lightning.registry import build
+from hdc_lightning.phases.drv import DRVConfig
+from hdc_lightning.registry import build, build_from
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +84,7 @@ def test_unroll_trains_sampled_drvs_towards_ground_truth(images):
     target = build("model", "drv_extractor", "tiny")(x_hat, x)
     target = DRVs(target.v_L.detach(), target.v_P.detach())
     s = build("model", "drv_sampler", "tiny")
-    loss_fn = build("loss", "drv_match", "tiny")
+    loss_fn = build_from("loss", "drv_match", DRVConfig(), where="phase", prefix="match_")
     opt = torch.optim.Adam(s.parameters(), lr=2e-3)
     gen = torch.Generator().manual_seed(0)
     losses = []
@@ -104,7 +105,7 @@ def test_unroll_trains_sampled_drvs_towards_ground_truth(images):
 
 
 def test_drv_match_loss():
-    loss = DRVMatchLoss(temperature=0.15)
+    loss = DRVMatchLoss(l1_weight=1.0, kl_weight=1.0, temperature=0.15)
     v = torch.randn(4, 16)
     same = loss(v, v)
     assert same.loss.abs() < 1e-6 and same.kl.abs() < 1e-6

@@ -174,6 +174,31 @@ def test_lpips_term_with_a_random_trunk(tiny_data, tmp_path):
     assert "val/lpips" not in m  # a random trunk is never reported as LPIPS
 
 
+def test_fusion_with_the_conditional_gan(tiny_data, tmp_path):
+    """D learns from step 1 in its own optimizer group, the generator term starts at
+    adversarial_start, and D stays out of the exported model."""
+    cfg = hybrid_cfg(
+        "fusion",
+        tiny_data,
+        tmp_path,
+        **{
+            "trainer.max_steps": 2,
+            "trainer.val_check_interval": 10,
+            "phase.adversarial_weight": 0.1,
+            "phase.adversarial_start": 1,
+        },
+    )
+    phase = build_phase(cfg)
+    before = {k: v.clone() for k, v in phase.loss.adversarial.state_dict().items()}
+    result = fit(cfg)
+    state = safe_load(result.last_ckpt)["state_dict"]
+    prefix = "loss.adversarial."
+    d_keys = [k for k in state if k.startswith(prefix + "discriminator.")]
+    assert d_keys and not all(torch.equal(before[k[len(prefix) :]], state[k]) for k in d_keys)
+    assert {"train/g_adv", "train/d_loss", "train/d_real", "train/d_fake"} <= set(result.metrics)
+    assert not any("discriminator" in k for k in phase.model.state_dict())  # never shipped
+
+
 def test_refuses_random_lic_and_vq(tiny_data, tmp_path):
     with pytest.raises(
         ConfigError, match=r"run\.init_from: phase 'drv' needs trained weights for model\.lic, model\.vq"

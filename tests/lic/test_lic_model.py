@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from hdc_lightning.losses.rate_distortion import RateDistortionLoss
 from hdc_lightning.models.lic import LIC, LICOutput, estimated_bits, resize_entropy_buffers
 from hdc_lightning.registry import build
 from tests.helpers.images import synthetic_image
@@ -17,10 +18,12 @@ def _tiny(seed: int = 0) -> LIC:
     return build("model", "lic", preset="tiny")
 
 
+RD_LOSS = RateDistortionLoss(lmbda=LMBDA, distortion="mse")
+
+
 def _rd_loss(model: LIC, x: torch.Tensor) -> torch.Tensor:
     out = model(x)
-    bpp = estimated_bits(out.likelihoods).sum() / (x.shape[0] * x.shape[-2] * x.shape[-1])
-    return LMBDA * 255**2 * torch.mean((out.x_hat - x) ** 2) + bpp
+    return RD_LOSS(x, out.x_hat, out.likelihoods).loss
 
 
 @pytest.fixture(scope="module")

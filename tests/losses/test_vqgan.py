@@ -4,7 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from hdc_lightning.losses.vqgan import VQGANLoss, adaptive_weight
+from hdc_lightning.losses.vqgan import adaptive_weight
+from hdc_lightning.phases.vq import VQConfig
+from hdc_lightning.registry import build_from
 
 
 class TinyGenerator(nn.Module):
@@ -22,7 +24,8 @@ def grads(module):
 
 def setup(disc_start=0, **kw):
     torch.manual_seed(0)
-    loss = VQGANLoss(perceptual_weight=0.0, disc_start=disc_start, disc_channels=8, disc_layers=2, **kw)
+    cfg = VQConfig(perceptual_weight=0.0, disc_start=disc_start, disc_channels=8, disc_layers=2, **kw)
+    loss = build_from("loss", "vqgan", cfg, where="phase")
     return TinyGenerator(), loss
 
 
