@@ -20,6 +20,8 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install -q -e '.[test]'
+	# the original taming VQGAN modules (plain torch): the equivalence tests of `hdc import taming-vqgan`
+	$(PY) -m pip install -q --no-deps taming-transformers==0.0.1
 	touch $@
 
 install: $(STAMP) weights  ## create .venv and install everything (reused after)

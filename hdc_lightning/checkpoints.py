@@ -8,7 +8,9 @@ uses it); later stages read earlier stages' weights with :func:`load_state_dict`
 
 from __future__ import annotations
 
+import argparse
 import os
+import re
 import stat
 import zipfile
 from collections.abc import Mapping
@@ -29,11 +31,32 @@ def atomic_torch_save(obj: Any, path: str | Path, record: bool = False) -> None:
         torch.save(obj, tmp)
 
 
+class LegacyObject:
+    """What a class named in an old training checkpoint becomes when read (no code of it runs)."""
+
+
+# Classes old third-party training checkpoints name besides tensors, admitted by
+# ``safe_load(legacy=True)``: PyTorch Lightning 1.0 keyed its callback states by the callback
+# class (taming-transformers' VQGANs), LlamaGen stores its argparse arguments.
+LEGACY_GLOBALS = [
+    (LegacyObject, "pytorch_lightning.callbacks.model_checkpoint.ModelCheckpoint"),
+    (LegacyObject, "pytorch_lightning.callbacks.early_stopping.EarlyStopping"),
+    argparse.Namespace,
+]
+
+
+def _load_error(e: Exception) -> str:
+    # torch's weights-only refusal starts with a paragraph of advice; the global it refused says more.
+    refused = re.search(r"Unsupported (?:global|class):? (?:GLOBAL )?([\w.]+)", str(e))
+    return f"refers to {refused.group(1)}, which a weights-only read does not admit" if refused else first_line(e)
+
+
 def safe_load(path: str | Path, map_location: Any = "cpu", legacy: bool = False) -> dict:
     """``torch.load(weights_only=True)`` with one-line errors naming the file.
 
-    ``legacy=True`` also reads torch's pre-1.6 (non-zip) format, still weights-only: the
-    files third-party packages ship (lpips' heads, torchmetrics' DISTS weights)."""
+    ``legacy=True`` also reads torch's pre-1.6 (non-zip) format and the classes in
+    :data:`LEGACY_GLOBALS`, still weights-only: the files third-party packages ship (lpips'
+    heads, torchmetrics' DISTS weights, published VQGAN checkpoints)."""
     path = Path(path)
     try:
         mode = os.stat(path).st_mode
@@ -47,10 +70,10 @@ def safe_load(path: str | Path, map_location: Any = "cpu", legacy: bool = False)
     ):  # torch.save writes zip archives; torch's own error here is a long notice
         raise CheckpointError(f"{path}: not a readable checkpoint (not an archive written by torch.save)")
     try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
+        with torch.serialization.safe_globals(LEGACY_GLOBALS if legacy else []):
+            obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises many types for bad files
-        first = first_line(e)
-        raise CheckpointError(f"{path}: not a readable checkpoint ({first})") from None
+        raise CheckpointError(f"{path}: not a readable checkpoint ({_load_error(e)})") from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: not a checkpoint (top level is {type(obj).__name__})")
     return obj

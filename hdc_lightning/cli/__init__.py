@@ -29,6 +29,7 @@ COMMANDS = (
     "demo_data",
     "weights",
     "export",
+    "import_weights",
 )
 
 

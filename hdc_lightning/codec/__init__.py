@@ -1,7 +1,8 @@
 """Codecs and the ``.hdc`` container: encode an image to a file and back.
 
 ``container`` is the versioned file format shared by every codec; ``api`` the
-protocol, registry and ``load_codec``; ``lic`` the LIC-only codec.
+protocol, registry and ``load_codec``; ``lic`` the LIC-only codec, ``vq`` the VQ-only one
+(a VQ stage's full index map).
 """
 
 from hdc_lightning.codec.api import (
@@ -18,6 +19,7 @@ from hdc_lightning.codec.api import (
 from hdc_lightning.codec.container import Container, Header, Limits, overhead_bytes, pack, unpack
 from hdc_lightning.codec.hybrid import HybridCodec
 from hdc_lightning.codec.lic import LICCodec
+from hdc_lightning.codec.vq import VQCodec
 
 __all__ = [
     "Container",
@@ -37,4 +39,5 @@ __all__ = [
     "pack",
     "register_codec",
     "unpack",
+    "VQCodec",
 ]

@@ -17,6 +17,17 @@ from hdc_lightning.pipeline.spec import DONE_FILE, SHARED, PipelineSpec, RatePoi
 from hdc_lightning.rundir import last_ckpt_of
 
 
+@dataclass(frozen=True)
+class ImportedStage:
+    """A stage directory written by ``hdc import`` (docs/pretrained.md): a source, never run."""
+
+    run_dir: Path
+
+    @property
+    def key(self) -> str:
+        return f"imported:{self.run_dir}"
+
+
 @dataclass
 class StagePlan:
     """One stage run, and the ladder points that use it."""
@@ -26,7 +37,7 @@ class StagePlan:
     config: Path
     overrides: list[str]
     identity: dict
-    sources: dict[str, tuple[StagePlan, str]]  # {attr: (source stage run, prefix)}
+    sources: dict[str, tuple[StagePlan | ImportedStage, str]]  # {attr: (source stage run, prefix)}
     links: dict[str, Path] = field(default_factory=dict)  # {point: readable path linking here}
     key: str = ""  # <stage>-<short hash of the identity>
 
@@ -111,6 +122,10 @@ def _stage_overrides(spec: PipelineSpec, st: StageSpec, point: RatePoint) -> lis
     return out + ([f"run.freeze=[{','.join(st.freeze)}]"] if st.freeze else [])
 
 
+def _source(mine: dict[str, StagePlan], src: dict, path: Path) -> StagePlan | ImportedStage:
+    return ImportedStage(path.parent / src["imported"]) if "imported" in src else mine[src["stage"]]
+
+
 def plan(spec: PipelineSpec, path: Path, points: list[str] | None = None) -> list[StagePlan]:
     """The distinct stage runs of the selected points, in the order they run (point by point)."""
     ladder = spec.ladder or [RatePoint(name="")]
@@ -131,7 +146,7 @@ def plan(spec: PipelineSpec, path: Path, points: list[str] | None = None) -> lis
                 cfg = load_config(path.parent / st.config, overrides)
             except HDCError as e:
                 raise ConfigError(f"{where}: {e}") from None
-            sources = {attr: (mine[src["stage"]], src.get("prefix", "")) for attr, src in st.init_from.items()}
+            sources = {attr: (_source(mine, src, path), src.get("prefix", "")) for attr, src in st.init_from.items()}
             ident = stage_identity(cfg, {a: (s.key, p) for a, (s, p) in sources.items()})
             new = StagePlan(st, Path(spec.root) / SHARED, path.parent / st.config, overrides, ident, sources)
             run = runs.setdefault(new.key, new)

@@ -26,7 +26,8 @@ class StageSpec:
     name: str = "???"
     config: str = "???"  # relative to the pipeline file
     overrides: list[str] = field(default_factory=list)
-    # {phase module attribute: {stage: earlier stage name, prefix: key prefix in its checkpoint}}
+    # {phase module attribute: {stage: earlier stage name, prefix: key prefix in its checkpoint}};
+    # instead of `stage`, `imported: DIR` names a stage directory `hdc import` wrote (relative to the file)
     init_from: dict[str, Any] = field(default_factory=dict)
     freeze: list[str] = field(default_factory=list)
 
@@ -109,9 +110,11 @@ def load_pipeline(path: str | Path, overrides: list[str] = ()) -> tuple[Pipeline
         if st.name in seen:
             raise ConfigError(f"{path}: stage name '{st.name}' appears twice")
         for attr, src in st.init_from.items():
-            if not isinstance(src, dict) or src.get("stage") not in seen:
+            imported = isinstance(src, dict) and isinstance(src.get("imported"), str) and "stage" not in src
+            if not imported and (not isinstance(src, dict) or src.get("stage") not in seen):
                 raise ConfigError(
-                    f"{path}: stages.{st.name}.init_from.{attr} must name an earlier stage ({', '.join(seen) or 'none'})"
+                    f"{path}: stages.{st.name}.init_from.{attr} must name an earlier stage "
+                    f"({', '.join(seen) or 'none'}) or a directory `hdc import` wrote (imported: DIR)"
                 )
         if not (path.parent / st.config).is_file():
             raise ConfigError(f"{path}: stages.{st.name}.config: {path.parent / st.config} not found")

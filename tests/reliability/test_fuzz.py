@@ -79,6 +79,7 @@ def codec_target(spec: dict, options: list[dict]):
 
 TARGETS = [
     FuzzTarget("lic", codec_target(TINY_LIC_SPEC, [{}])),
+    FuzzTarget("vq", codec_target({"name": "vq", "preset": "tiny", "args": {}}, [{}]), pad_multiple=16),
     FuzzTarget(
         "hybrid",
         codec_target(

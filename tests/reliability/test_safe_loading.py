@@ -119,8 +119,11 @@ def test_init_from_a_checkpoint_of_another_model_is_refused(tmp_path, tiny_shard
 def test_load_codec_refuses_other_models_and_presets(tmp_path):
     torch.manual_seed(0)
     export_checkpoint(build("model", "vq", preset="tiny"), {"name": "vq", "preset": "tiny"}, str(tmp_path / "vq.ckpt"))
-    with pytest.raises(CheckpointError, match=r"holds model 'vq', which has no codec; codecs exist for: .*lic"):
-        load_codec(str(tmp_path / "vq.ckpt"))
+    assert load_codec(str(tmp_path / "vq.ckpt")).name == "vq"  # a VQ stage codes its full index map
+    no_codec = {"state_dict": {"model.w": torch.zeros(1)}, "hyper_parameters": {"cfg": {"model": {"name": "masks"}}}}
+    torch.save(no_codec, tmp_path / "masks.ckpt")
+    with pytest.raises(CheckpointError, match=r"holds model 'masks', which has no codec; codecs exist for: .*lic"):
+        load_codec(str(tmp_path / "masks.ckpt"))
     export_checkpoint(
         build("model", "lic", preset="tiny"), {"name": "lic", "preset": "paper"}, str(tmp_path / "labelled-paper.ckpt")
     )

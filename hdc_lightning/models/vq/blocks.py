@@ -19,8 +19,11 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def norm(channels: int) -> nn.GroupNorm:
-    # Up to 32 groups (VQGAN's choice) but at least 4 channels a group for narrow tiny nets.
+def norm(channels: int, groups: int | None = None) -> nn.GroupNorm:
+    """GroupNorm over ``groups`` groups (imported VQGANs: always 32). By default up to 32
+    groups (VQGAN's choice) but at least 4 channels a group for narrow tiny nets."""
+    if groups is not None:
+        return nn.GroupNorm(groups, channels, eps=1e-6)
     groups = max(1, min(32, channels // 4))
     while channels % groups:
         groups -= 1
@@ -35,10 +38,10 @@ def conv3(cin: int, cout: int, padding_mode: str) -> nn.Conv2d:
 
 
 class ResBlock(nn.Module):
-    def __init__(self, cin: int, cout: int, padding_mode: str = "zeros"):
+    def __init__(self, cin: int, cout: int, padding_mode: str = "zeros", groups: int | None = None):
         super().__init__()
-        self.norm1, self.conv1 = norm(cin), conv3(cin, cout, padding_mode)
-        self.norm2, self.conv2 = norm(cout), conv3(cout, cout, padding_mode)
+        self.norm1, self.conv1 = norm(cin, groups), conv3(cin, cout, padding_mode)
+        self.norm2, self.conv2 = norm(cout, groups), conv3(cout, cout, padding_mode)
         self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -50,9 +53,9 @@ class ResBlock(nn.Module):
 class AttnBlock(nn.Module):
     """Single-head spatial self-attention (tokens = positions of the feature map)."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, groups: int | None = None):
         super().__init__()
-        self.norm = norm(channels)
+        self.norm = norm(channels, groups)
         self.qkv = nn.Conv2d(channels, 3 * channels, 1)
         self.proj = nn.Conv2d(channels, channels, 1)
 
@@ -63,18 +66,18 @@ class AttnBlock(nn.Module):
         return x + self.proj(out.transpose(1, 2).reshape(b, c, h, w))
 
 
-def _level(cin: int, cout: int, n_blocks: int, attn: bool, pm: str) -> tuple[nn.ModuleList, int]:
+def _level(cin: int, cout: int, n_blocks: int, attn: bool, pm: str, g: int | None) -> tuple[nn.ModuleList, int]:
     blocks: list[nn.Module] = []
     for _ in range(n_blocks):
-        blocks.append(ResBlock(cin, cout, pm))
+        blocks.append(ResBlock(cin, cout, pm, g))
         cin = cout
         if attn:
-            blocks.append(AttnBlock(cout))
+            blocks.append(AttnBlock(cout, g))
     return nn.ModuleList(blocks), cin
 
 
-def _mid(c: int, attn: bool, pm: str) -> nn.Sequential:
-    return nn.Sequential(ResBlock(c, c, pm), AttnBlock(c) if attn else nn.Identity(), ResBlock(c, c, pm))
+def _mid(c: int, attn: bool, pm: str, g: int | None) -> nn.Sequential:
+    return nn.Sequential(ResBlock(c, c, pm, g), AttnBlock(c, g) if attn else nn.Identity(), ResBlock(c, c, pm, g))
 
 
 def _check_mode(padding_mode: str) -> str:
@@ -94,21 +97,22 @@ class Encoder(nn.Module):
         z_channels: int,
         attn_lowest: bool = True,
         padding_mode: str = "zeros",
+        norm_groups: int | None = None,
     ):
         super().__init__()
-        pm = _check_mode(padding_mode)
+        pm, g = _check_mode(padding_mode), norm_groups
         self.pad_mode = "constant" if pm == "zeros" else pm
         self.conv_in = conv3(3, ch, pm)
         self.levels, self.down = nn.ModuleList(), nn.ModuleList()
         c = ch
         last = len(ch_mult) - 1
         for i, m in enumerate(ch_mult):
-            blocks, c = _level(c, ch * m, num_res_blocks, attn_lowest and i == last, pm)
+            blocks, c = _level(c, ch * m, num_res_blocks, attn_lowest and i == last, pm, g)
             self.levels.append(blocks)
             # Strided conv halves the resolution; asymmetric padding keeps H/2 exactly (as VQGAN).
             self.down.append(nn.Conv2d(c, c, 3, stride=2) if i < last else nn.Identity())
-        self.mid = _mid(c, attn_lowest, pm)
-        self.norm_out = norm(c)
+        self.mid = _mid(c, attn_lowest, pm, g)
+        self.norm_out = norm(c, g)
         self.conv_out = conv3(c, z_channels, pm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -133,19 +137,20 @@ class Decoder(nn.Module):
         z_channels: int,
         attn_lowest: bool = True,
         padding_mode: str = "zeros",
+        norm_groups: int | None = None,
     ):
         super().__init__()
-        pm = _check_mode(padding_mode)
+        pm, g = _check_mode(padding_mode), norm_groups
         c = ch * ch_mult[-1]
         self.conv_in = conv3(z_channels, c, pm)
-        self.mid = _mid(c, attn_lowest, pm)
+        self.mid = _mid(c, attn_lowest, pm, g)
         self.levels, self.up = nn.ModuleList(), nn.ModuleList()
         last = len(ch_mult) - 1
         for i in reversed(range(len(ch_mult))):
-            blocks, c = _level(c, ch * ch_mult[i], num_res_blocks + 1, attn_lowest and i == last, pm)
+            blocks, c = _level(c, ch * ch_mult[i], num_res_blocks + 1, attn_lowest and i == last, pm, g)
             self.levels.append(blocks)
             self.up.append(conv3(c, c, pm) if i > 0 else nn.Identity())
-        self.norm_out = norm(c)
+        self.norm_out = norm(c, g)
         self.conv_out = conv3(c, 3, pm)
 
     def up_channels(self) -> dict[int, int]:

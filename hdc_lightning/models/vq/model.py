@@ -22,6 +22,7 @@ from torch import nn
 
 from hdc_lightning.models.vq.blocks import Decoder, Encoder
 from hdc_lightning.models.vq.index_coding import IndexCoder, IndexPrior
+from hdc_lightning.models.vq.l2_quantizer import L2Quantizer
 from hdc_lightning.models.vq.quantizer import CosineQuantizer
 from hdc_lightning.registry import register
 
@@ -64,11 +65,33 @@ PAPER = dict(
     lookup_dim=32,
     restart_after=200,
 )
+# Published VQGANs whose weights `hdc import` converts (docs/pretrained.md): the paper's conv
+# stack with taming's GroupNorm(32) everywhere. Taming: plain L2 lookup after quant_conv
+# (quantizer.proj_in), post_quant_conv = post_quant. LlamaGen VQ-16: l2-normalised 8-dim codes,
+# quant_conv/post_quant_conv = quantizer.proj_in/proj_out (post_quant imported as identity).
+F16 = dict(ch=128, ch_mult=(1, 1, 2, 2, 4), num_res_blocks=2, code_dim=256, norm_groups=32)
+TAMING_F16_1024 = dict(F16, codebook_size=1024, quantizer="l2")
+TAMING_F16_16384 = dict(F16, codebook_size=16384, quantizer="l2")
+LLAMAGEN_VQ16 = dict(F16, codebook_size=16384, lookup_dim=8)
+PRESETS = {
+    "tiny": TINY,
+    "small": SMALL,
+    "paper": PAPER,
+    "taming-f16-1024": TAMING_F16_1024,
+    "taming-f16-16384": TAMING_F16_16384,
+    "llamagen-vq16": LLAMAGEN_VQ16,
+}
+QUANTIZERS = ("cosine", "l2")
 
 
-@register("model", "vq", presets={"tiny": TINY, "small": SMALL, "paper": PAPER})
+@register("model", "vq", presets=PRESETS)
 class VQModel(nn.Module):
-    """VQGAN encoder/decoder around :class:`CosineQuantizer`; see the module docstring."""
+    """VQGAN encoder/decoder around a quantiser; see the module docstring.
+
+    ``quantizer``: "cosine" (:class:`CosineQuantizer`, what we train) or "l2"
+    (:class:`L2Quantizer`, taming's, for imported weights; no ``lookup_dim``, no EMA).
+    ``norm_groups``: GroupNorm groups of every block (None: up to 32, see ``blocks.norm``).
+    """
 
     def __init__(
         self,
@@ -84,26 +107,36 @@ class VQModel(nn.Module):
         padding_mode: str = "zeros",
         codebook_update: str = "grad",
         ema_decay: float = 0.99,
+        quantizer: str = "cosine",
+        norm_groups: int | None = None,
     ):
         super().__init__()
+        if quantizer not in QUANTIZERS:
+            raise ValueError(f"quantizer must be one of {', '.join(QUANTIZERS)}, got {quantizer!r}")
+        if quantizer == "l2" and (lookup_dim or codebook_update != "grad"):
+            raise ValueError("quantizer 'l2' takes no lookup_dim and learns its codebook by gradient only")
         ch_mult = tuple(int(m) for m in ch_mult)
         self.codebook_size, self.code_dim = codebook_size, code_dim
         self.downsample = 2 ** (len(ch_mult) - 1)
-        self.g_a = Encoder(ch, ch_mult, num_res_blocks, code_dim, attn_lowest, padding_mode)
-        self.quantizer = CosineQuantizer(
-            codebook_size,
-            code_dim,
-            lookup_dim,
-            beta,
-            restart_after,
-            codebook_update=codebook_update,
-            ema_decay=ema_decay,
-        )
+        self.g_a = Encoder(ch, ch_mult, num_res_blocks, code_dim, attn_lowest, padding_mode, norm_groups)
+        self.quantizer: CosineQuantizer | L2Quantizer
+        if quantizer == "l2":
+            self.quantizer = L2Quantizer(codebook_size, code_dim, beta=beta)
+        else:
+            self.quantizer = CosineQuantizer(
+                codebook_size,
+                code_dim,
+                lookup_dim,
+                beta,
+                restart_after,
+                codebook_update=codebook_update,
+                ema_decay=ema_decay,
+            )
         self.post_quant = nn.Conv2d(code_dim, code_dim, 1)
         # What a second decoder of the same shape needs (the hybrid's perceptual decoder).
         self.decoder_args = dict(
             ch=ch, ch_mult=ch_mult, num_res_blocks=num_res_blocks, z_channels=code_dim,
-            attn_lowest=attn_lowest, padding_mode=padding_mode,
+            attn_lowest=attn_lowest, padding_mode=padding_mode, norm_groups=norm_groups,
         )  # fmt: skip
         self.g_s = Decoder(**self.decoder_args)
         self.prior = IndexPrior(codebook_size)

@@ -46,6 +46,13 @@ class QuantizerOutput(NamedTuple):
     usage: torch.Tensor  # fraction of codes chosen within the last `restart_after` training forwards
 
 
+def full_precision(t: torch.Tensor) -> torch.Tensor:
+    """``t`` in float32, or float64 when it is: lookups never run in half precision (bf16
+    similarities tie and flip indices between runs), and a float64 model stays float64 (the
+    imported-weights equivalence tests compare in float64)."""
+    return t if t.dtype == torch.float64 else t.float()
+
+
 def _distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
@@ -103,8 +110,8 @@ class CosineQuantizer(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def codes(self) -> torch.Tensor:
-        """The normalised codebook ``[K, lookup_dim]`` (float32)."""
-        return F.normalize(self.codebook.weight.float(), dim=1)
+        """The normalised codebook ``[K, lookup_dim]`` (float32, or float64 in a float64 model)."""
+        return F.normalize(full_precision(self.codebook.weight), dim=1)
 
     def embed(self, indices: torch.Tensor) -> torch.Tensor:
         """Indices ``[B,h,w]`` → quantised latent ``[B,code_dim,h,w]``."""
@@ -125,7 +132,7 @@ class CosineQuantizer(nn.Module):
     def lookup(self, z_e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalised lookup vectors ``[B,h,w,d]`` and their nearest (max cosine) codes ``[B,h,w]``."""
         with torch.autocast(device_type=z_e.device.type, enabled=False):
-            z = F.normalize(self.proj_in(z_e.float()).permute(0, 2, 3, 1), dim=-1)
+            z = F.normalize(self.proj_in(full_precision(z_e)).permute(0, 2, 3, 1), dim=-1)
             # float32 lookups: bf16 similarities would tie and flip indices between runs.
             indices = (z.detach() @ self.codes().detach().t()).argmax(dim=-1)
         return z, indices
