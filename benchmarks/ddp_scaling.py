@@ -5,7 +5,7 @@ same number of steps, and reads images/s from the wall-clock stamps of the Tenso
 scalars between a warm-up step and the last step (start-up and validation excluded by
 construction: validation is off). Prints both rates and the ratio.
 
-    .venv/bin/python benchmarks/ddp_scaling.py [--config experiments/lic/tiny.yaml] [--steps 60]
+    .venv/bin/python benchmarks/ddp_scaling.py [--config experiments/lic/tiny.yaml] [--steps 60] [--shards PATTERN]
 
 On a GPU machine pass ``--accelerator gpu`` to compare 2 GPUs vs 1 the same way.
 """
@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+DEMO_SHARDS = "data/demo/train-{000000..000003}.tar"
 
 
 def _scalar_walltimes(tb_dir: Path, tag: str = "train/loss") -> list[tuple[int, float]]:
@@ -35,7 +36,9 @@ def _scalar_walltimes(tb_dir: Path, tag: str = "train/loss") -> list[tuple[int, 
     return [(e.step, e.wall_time) for e in acc.Scalars(tag)]
 
 
-def run(config: str, devices: int, steps: int, batch: int, crop: int, root: Path, accelerator: str) -> float:
+def run(
+    config: str, devices: int, steps: int, batch: int, crop: int, root: Path, accelerator: str, shards: str
+) -> float:
     name = f"ddp{devices}"
     cmd = [
         sys.executable,
@@ -58,6 +61,7 @@ def run(config: str, devices: int, steps: int, batch: int, crop: int, root: Path
         "trainer.enable_progress_bar=false",
         f"data.train.batch_size={batch}",
         f"data.train.crop={crop}",
+        f"data.train.shards={shards}",
         "data.train.num_workers=1",
         "data.val.folder=null",
     ]
@@ -69,6 +73,8 @@ def run(config: str, devices: int, steps: int, batch: int, crop: int, root: Path
     subprocess.run(cmd, check=True, cwd=REPO, env=env, stdout=subprocess.DEVNULL)
     stamps = _scalar_walltimes(root / name / "tb")
     warm = [s for s in stamps if s[0] >= 10]
+    if len(warm) < 2:  # one logged step after the warm-up gives no interval to time
+        raise SystemExit(f"--steps {steps}: too few logged steps after the 10 warm-up steps; use at least 20")
     (s0, t0), (s1, t1) = warm[0], warm[-1]
     return (s1 - s0) * batch * devices / (t1 - t0)
 
@@ -80,12 +86,15 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=4, help="per-process batch size")
     p.add_argument("--crop", type=int, default=128)
     p.add_argument("--accelerator", default="cpu")
+    p.add_argument("--shards", default=DEMO_SHARDS, help="training shards (default: the demo data, built if missing)")
     args = p.parse_args()
-    if not (REPO / "data" / "demo" / "val").is_dir():
+    if args.shards == DEMO_SHARDS and not (REPO / "data" / "demo" / "val").is_dir():
         subprocess.run([sys.executable, "-m", "hdc_lightning", "demo-data", "data/demo"], check=True, cwd=REPO)
     with tempfile.TemporaryDirectory() as tmp:
-        one = run(args.config, 1, args.steps, args.batch, args.crop, Path(tmp), args.accelerator)
-        two = run(args.config, 2, args.steps, args.batch, args.crop, Path(tmp), args.accelerator)
+        one, two = (
+            run(args.config, n, args.steps, args.batch, args.crop, Path(tmp), args.accelerator, args.shards)
+            for n in (1, 2)
+        )
     print(
         f"config {args.config}, {args.accelerator}, per-process batch {args.batch} at {args.crop}², {args.steps} steps"
     )

@@ -8,8 +8,8 @@ stream table, CRC) is reported separately.
     python benchmarks/rate_overhead.py [--ckpt runs/lic-tiny/checkpoints/last.ckpt] [--kodak DIR]
 
 Without ``--ckpt`` a tiny-preset checkpoint is trained first (plain loop, random
-128² crops of ../shared/data/photos, else of Kodak itself; ``--steps``, about a
-minute on a CPU). Exits 0 with a message when the Kodak folder is absent.
+128² crops of ``--photos``, by default ../shared/data/photos, else of Kodak itself;
+``--steps``, about a minute on a CPU). Exits 0 with a message when the Kodak folder is absent.
 """
 
 from __future__ import annotations
@@ -74,6 +74,7 @@ def main() -> int:
     ap.add_argument("--ckpt", help="checkpoint of a LIC model (default: train a tiny one now)")
     ap.add_argument("--kodak", default=str(SHARED / "kodak"), help="folder of test images")
     ap.add_argument("--max-images", type=int, default=24)
+    ap.add_argument("--photos", help="training images when no --ckpt is given (images of at least 128²)")
     ap.add_argument("--steps", type=int, default=600, help="training steps when no --ckpt is given")
     ap.add_argument("--lmbda", type=float, default=0.0035, help="λ when training (tiny.yaml's)")
     ap.add_argument("--threads", type=int, default=1)
@@ -88,7 +89,8 @@ def main() -> int:
     if args.ckpt:
         codec = load_codec(args.ckpt)
     else:
-        source = SHARED / "photos" if (SHARED / "photos").is_dir() else kodak
+        default = SHARED / "photos" if (SHARED / "photos").is_dir() else kodak
+        source = Path(args.photos) if args.photos else default
         print(f"no --ckpt: training the tiny preset for {args.steps} steps on crops of {source}")
         with tempfile.TemporaryDirectory() as tmp:
             codec = load_codec(str(train_tiny(source, args.steps, args.lmbda, Path(tmp) / "tiny.ckpt")))

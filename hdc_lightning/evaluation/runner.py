@@ -10,6 +10,8 @@ matched to the learned codec's rate on that image. Results go to::
     OUTDIR/per_image/<curve>/<point>.json   per-image records of each rate point
     OUTDIR/bd.json                       BD-rate / BD-PSNR of every curve vs the anchor
     OUTDIR/rd.png                        RD and RP figure
+
+One rate point (every image coded, each baseline matched to it) is :mod:`.point`.
 """
 
 from __future__ import annotations
@@ -17,28 +19,26 @@ from __future__ import annotations
 import resource
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from hdc_lightning.codec.container import bits_per_pixel
-from hdc_lightning.errors import ConfigError, DataError, HDCError, first_line
+from hdc_lightning.errors import ConfigError
 from hdc_lightning.evaluation import classical
 from hdc_lightning.evaluation.bd import bd_table, check_anchor
-from hdc_lightning.evaluation.fid import KID_VGG16, PatchFID, inception_extractor, vgg16_extractor
-from hdc_lightning.evaluation.metrics import MetricSuite, MetricUnavailable, note_once
+from hdc_lightning.evaluation.metrics import MetricSuite
+from hdc_lightning.evaluation.point import EvalImages, PointResult, evaluate_point, set_metric_nets
 from hdc_lightning.evaluation.results import (
     Curve,
-    aggregate,
     curve_from_points,
     read_curve,
     write_curve,
     write_json,
     write_per_image,
 )
-from hdc_lightning.evaluation.tiling import DEFAULT_MAX_PIXELS, Codec, choose_tile, code_image
+from hdc_lightning.evaluation.tiling import DEFAULT_MAX_PIXELS, Codec
 from hdc_lightning.fileio import check_component
 from hdc_lightning.rundir import resolve_checkpoints, run_name_of
 
@@ -60,17 +60,6 @@ class EvalOptions:
     target_bpp: Sequence[float] = ()  # one point per rate, rate control over all checkpoints
     realism: Sequence[float] = ()  # one point per decode realism of the single checkpoint
     realism_mode: str | None = None  # learned | blend (None: the model's default, HybridCodec.realism_mode)
-
-
-@dataclass
-class PointResult:
-    label: str
-    checkpoint: str
-    records: list[dict[str, Any]] = field(default_factory=list)
-    set_metrics: dict[str, float] = field(default_factory=dict)
-
-    def summary(self) -> dict[str, float]:
-        return {**aggregate(self.records), **self.set_metrics}
 
 
 @dataclass
@@ -107,150 +96,6 @@ def _load_codec(path: Path, device: str = "cpu") -> Codec:
     from hdc_lightning.codec.api import load_codec  # lazy: needs the model packages
 
     return load_codec(path, device=device)
-
-
-# ---- one rate point -------------------------------------------------------------------
-def _fid_extractor(opts: EvalOptions, unavailable: dict[str, str]):
-    """The Inception network shared by every FID/KID of the evaluation, or None (said once)."""
-    try:
-        return inception_extractor().to(opts.device)
-    except MetricUnavailable as e:
-        unavailable["fid"] = unavailable["kid"] = str(e)
-        note_once("unavailable-fid", f"FID/KID unavailable, left out of the results: {e}")
-        return None
-
-
-def _set_metric_nets(opts: EvalOptions, unavailable: dict[str, str], fid_net) -> list[tuple[str, dict]]:
-    """(cache tag, PatchFID arguments) of every patch-distribution metric this evaluation computes."""
-    nets = []
-    if opts.fid:
-        fid_net = fid_net if fid_net is not None else _fid_extractor(opts, unavailable)
-        if fid_net is not None:
-            nets.append(("inception", {"extractor": fid_net}))
-    if opts.kid_vgg16:
-        try:
-            vgg = vgg16_extractor().to(opts.device)
-        except HDCError as e:
-            unavailable[KID_VGG16] = first_line(e)
-            note_once("unavailable-kid-vgg16", f"{KID_VGG16} unavailable, left out of the results: {first_line(e)}")
-        else:
-            nets.append(("vgg16", {"extractor": vgg, "kid_name": KID_VGG16, "with_fid": False}))
-    return nets
-
-
-class _Images:
-    """The folder's images, read one at a time; unreadable ones are reported once and skipped."""
-
-    def __init__(self, folder: Path, limit: int | None):
-        from hdc_lightning.data.images import list_images
-
-        self.root = folder
-        self.files = list_images(folder)[:limit] if limit else list_images(folder)
-        self.skipped: dict[str, str] = {}
-
-    def __iter__(self):
-        from hdc_lightning.data.images import CorruptImage, read_rgb, to_float
-
-        for path in self.files:
-            name = path.relative_to(self.root).as_posix()
-            if name in self.skipped:
-                continue
-            try:
-                image = to_float(read_rgb(path))
-            except (OSError, CorruptImage, RuntimeError) as e:
-                self.skip(name, first_line(e), "unreadable image")
-                continue
-            yield name, image
-
-    def skip(self, name: str, reason: str, what: str = "image") -> None:
-        self.skipped[name] = reason
-        print(f"hdc eval: skipped {what} {name}: {reason}", file=sys.stderr)
-
-
-def evaluate_point(
-    codec: Codec,
-    label: str,
-    checkpoint: str,
-    images: _Images,
-    suite: MetricSuite,
-    opts: EvalOptions,
-    matcher: classical.RateMatcher,
-    ref_cache: dict,
-    set_nets: Sequence[tuple[str, dict]] = (),
-) -> tuple[PointResult, dict[str, PointResult]]:
-    """Code every image with ``codec``; match each baseline to its rate on the same image."""
-    from tqdm import tqdm
-
-    point = PointResult(label, checkpoint)
-    base = {b: PointResult(label, checkpoint) for b in opts.baselines}
-    fids = {  # per curve: (cache tag, accumulator) of each patch-distribution metric
-        key: [(tag, PatchFID(device=opts.device, **kw)) for tag, kw in set_nets] for key in ("learned", *opts.baselines)
-    }
-    bar = tqdm(
-        images,
-        total=len(images.files),
-        desc=f"eval {label}",
-        unit="img",
-        disable=not opts.progress,
-        file=sys.stderr,
-        leave=True,
-    )
-    for name, image in bar:
-        _, h, w = image.shape
-        try:
-            coded = code_image(codec, image, choose_tile(h, w, opts.tile, opts.max_pixels))
-        except (
-            DataError
-        ) as e:  # the image itself is refused (e.g. larger than the format): skip it like unreadable ones
-            images.skip(name, first_line(e))
-            continue
-        bpp = bits_per_pixel(coded.nbytes, h * w)
-        rec = {
-            "name": name,
-            "height": h,
-            "width": w,
-            "bytes": coded.nbytes,
-            "bpp": bpp,
-            "tiles": coded.tiles,
-            **suite(image, coded.image),
-            "encoding_time": coded.encoding_time,
-            "decoding_time": coded.decoding_time,
-        }
-        rec.update(getattr(codec, "record", dict)())  # what an operating-point codec chose for this image
-        point.records.append(rec)
-        for tag, fid in fids["learned"]:
-            fid.update(image, coded.image, key=f"{tag}:{name}", cache=ref_cache)
-        for b in opts.baselines:
-            enc = matcher.match(b, image, bpp, key=name)
-            decoded = classical.decode(enc.data)
-            base[b].records.append(
-                {
-                    "name": name,
-                    "height": h,
-                    "width": w,
-                    "bytes": len(enc.data),
-                    "bpp": enc.bpp,
-                    "target_bpp": bpp,
-                    "quality": enc.quality,
-                    **suite(image, decoded),
-                }
-            )
-            for tag, fid in fids[b]:
-                fid.update(image, decoded, key=f"{tag}:{name}", cache=ref_cache)
-        bar.set_postfix(bpp=f"{bpp:.4f}", psnr=f"{rec['psnr-rgb']:.2f}")
-    for b, p in base.items():
-        far = [r for r in p.records if abs(r["bpp"] / r["target_bpp"] - 1) > 0.2]
-        if far:
-            print(
-                f"hdc eval: note: {b} misses the rate of {label} by more than 20 % on {len(far)} of "
-                f"{len(p.records)} images (its quality range cannot reach that rate there)",
-                file=sys.stderr,
-            )
-    for key, accumulators in fids.items():
-        for _, fid in accumulators:
-            if fid.n_patches >= 2:
-                (point if key == "learned" else base[key]).set_metrics.update(fid.compute())
-    return point, base
 
 
 # ---- BD anchor -----------------------------------------------------------------------
@@ -311,6 +156,83 @@ def check_curve_name(name: object) -> str:
     return name
 
 
+def _metric_suite(opts: EvalOptions) -> MetricSuite:
+    suite = MetricSuite(lpips=opts.lpips, dists=opts.dists, device=opts.device, ms_ssim=opts.ms_ssim)
+    for metric in ("lpips", "dists"):
+        suite.available(metric)  # say now (once) what is unavailable, not in the middle of a progress bar
+    return suite
+
+
+def _evaluate_points(
+    data: str | Path,
+    ckpts: list[Path],
+    loader: Callable[[Path], Codec],
+    images: EvalImages,
+    suite: MetricSuite,
+    opts: EvalOptions,
+    fid_net: torch.nn.Module | None,
+) -> tuple[list[PointResult], dict[str, list[PointResult]]]:
+    """Every operating point, one codec in memory at a time: (learned points, points per baseline)."""
+    matcher, ref_cache = classical.RateMatcher(), {}  # both shared by the points: work done once per image
+    set_nets = set_metric_nets(opts, suite.unavailable, fid_net)
+    labels = _unique([checkpoint_label(c) for c in ckpts])
+    learned: list[PointResult] = []
+    base: dict[str, list[PointResult]] = {b: [] for b in opts.baselines}
+    for label, ckpt, make_codec in _operating_points(ckpts, labels, loader, opts):
+        codec = make_codec()
+        point, matched = evaluate_point(codec, label, ckpt, images, suite, opts, matcher, ref_cache, set_nets)
+        del codec
+        if not point.records:
+            raise ConfigError(f"{data}: none of the {len(images.files)} images could be read")
+        learned.append(point)
+        for b, p in matched.items():
+            base[b].append(p)
+    return learned, base
+
+
+def _settings(data: str | Path, opts: EvalOptions, suite: MetricSuite, peak: float) -> dict[str, Any]:
+    """What every results file records about how it was measured."""
+    settings = {
+        "data": str(data),
+        "tile": opts.tile,
+        "max_pixels": opts.max_pixels,
+        **({"target_bpp": list(opts.target_bpp)} if opts.target_bpp else {}),
+        **({"realism": list(opts.realism), "realism_mode": opts.realism_mode} if opts.realism else {}),
+        "unavailable": dict(suite.unavailable),
+        "peak_rss_mib": round(peak, 1),
+    }
+    if torch.cuda.is_available() and torch.cuda.max_memory_allocated() > 0:
+        settings["peak_cuda_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    return settings
+
+
+def _write_curve(
+    outdir: Path, name: str, points: list[PointResult], description: str, skipped: list, settings: dict
+) -> tuple[Curve, list[Path]]:
+    """One curve: the per-image file of each of its points, then its aggregate JSON."""
+    files = [
+        write_per_image(
+            outdir / "per_image" / name / f"{p.label}.json",
+            name,
+            p.records,
+            skipped,
+            checkpoint=p.checkpoint,
+            point=p.label,
+            **settings,
+            set_metrics=p.set_metrics,
+        )
+        for p in points
+    ]
+    curve = curve_from_points(
+        name,
+        [p.summary() for p in points],
+        description,
+        {"points": [p.label for p in points], "checkpoints": [p.checkpoint for p in points], **settings},
+    )
+    files.append(write_curve(outdir / f"{name}.json", curve))
+    return curve, files
+
+
 def run_eval(
     checkpoints: Sequence[str | Path],
     data: str | Path,
@@ -334,40 +256,14 @@ def run_eval(
     check_curve_name(name)
     ckpts = resolve_checkpoints(checkpoints)
     anchor_ref = resolve_anchor(anchor, name, opts.baselines)
-    images = _Images(Path(data), opts.limit)
+    images = EvalImages(Path(data), opts.limit)
     outdir = Path(outdir)
-    suite = MetricSuite(lpips=opts.lpips, dists=opts.dists, device=opts.device, ms_ssim=opts.ms_ssim)
-    for metric in ("lpips", "dists"):
-        suite.available(metric)  # say now (once) what is unavailable, not in the middle of a progress bar
-    matcher, ref_cache = classical.RateMatcher(), {}
-    set_nets = _set_metric_nets(opts, suite.unavailable, fid_net)
-    labels = _unique([checkpoint_label(c) for c in ckpts])
-    learned: list[PointResult] = []
-    base: dict[str, list[PointResult]] = {b: [] for b in opts.baselines}
-    files: list[Path] = []
-    for label, ckpt, make_codec in _operating_points(ckpts, labels, loader, opts):
-        codec = make_codec()
-        point, matched = evaluate_point(codec, label, ckpt, images, suite, opts, matcher, ref_cache, set_nets)
-        del codec
-        if not point.records:
-            raise ConfigError(f"{data}: none of the {len(images.files)} images could be read")
-        learned.append(point)
-        for b, p in matched.items():
-            base[b].append(p)
+    suite = _metric_suite(opts)
+    learned, base = _evaluate_points(data, ckpts, loader, images, suite, opts, fid_net)
     skipped = [{"name": k, "reason": v} for k, v in images.skipped.items()]
     peak = peak_rss_mib()
-    settings = {
-        "data": str(data),
-        "tile": opts.tile,
-        "max_pixels": opts.max_pixels,
-        **({"target_bpp": list(opts.target_bpp)} if opts.target_bpp else {}),
-        **({"realism": list(opts.realism), "realism_mode": opts.realism_mode} if opts.realism else {}),
-        "unavailable": dict(suite.unavailable),
-        "peak_rss_mib": round(peak, 1),
-    }
-    if torch.cuda.is_available() and torch.cuda.max_memory_allocated() > 0:
-        settings["peak_cuda_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
-    curves = []
+    settings = _settings(data, opts, suite, peak)
+    curves, files = [], []
     for curve_name, points, desc in [
         (name, learned, description or f"hdc_lightning codec on {data}"),
         *[
@@ -375,27 +271,9 @@ def run_eval(
             for b in opts.baselines
         ],
     ]:
-        for p in points:
-            files.append(
-                write_per_image(
-                    outdir / "per_image" / curve_name / f"{p.label}.json",
-                    curve_name,
-                    p.records,
-                    skipped,
-                    checkpoint=p.checkpoint,
-                    point=p.label,
-                    **settings,
-                    set_metrics=p.set_metrics,
-                )
-            )
-        curve = curve_from_points(
-            curve_name,
-            [p.summary() for p in points],
-            desc,
-            {"points": [p.label for p in points], "checkpoints": [p.checkpoint for p in points], **settings},
-        )
-        files.append(write_curve(outdir / f"{curve_name}.json", curve))
+        curve, written = _write_curve(outdir, curve_name, points, desc, skipped, settings)
         curves.append(curve)
+        files += written
     bd: dict[str, Any] = {}
     if anchor_ref is not None:
         anchor_curve = anchor_ref if isinstance(anchor_ref, Curve) else next(c for c in curves if c.name == anchor_ref)
@@ -404,9 +282,6 @@ def run_eval(
     from hdc_lightning.evaluation.plot import rd_figure, save_figure
 
     shown = curves + ([anchor_ref] if isinstance(anchor_ref, Curve) else [])
-    files.append(
-        save_figure(
-            rd_figure(shown, title=f"{Path(data).name}: {len(images.files) - len(skipped)} images"), outdir / "rd.png"
-        )
-    )
+    title = f"{Path(data).name}: {len(images.files) - len(skipped)} images"
+    files.append(save_figure(rd_figure(shown, title=title), outdir / "rd.png"))
     return EvalSummary(curves, skipped, bd, files, peak)
