@@ -48,7 +48,11 @@ LEGACY_GLOBALS = [
 def _load_error(e: Exception) -> str:
     # torch's weights-only refusal starts with a paragraph of advice; the global it refused says more.
     refused = re.search(r"Unsupported (?:global|class):? (?:GLOBAL )?([\w.]+)", str(e))
-    return f"refers to {refused.group(1)}, which a weights-only read does not admit" if refused else first_line(e)
+    if refused:
+        return f"refers to {refused.group(1)}, which a weights-only read does not admit"
+    if isinstance(e, KeyError):  # torch's legacy reader looking up a storage key in bytes that are not a checkpoint
+        return "its bytes are not a torch checkpoint"
+    return first_line(e)
 
 
 def safe_load(path: str | Path, map_location: Any = "cpu", legacy: bool = False) -> dict:

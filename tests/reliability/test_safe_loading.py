@@ -67,6 +67,17 @@ def test_checkpoint_with_pickled_code_is_refused_by_load_codec(tmp_path):
     assert not sentinel.exists(), "unpickling ran code"
 
 
+def test_junk_bytes_read_as_a_legacy_file_say_so(tmp_path):
+    from hdc_lightning.checkpoints import safe_load
+
+    path = tmp_path / "download.ckpt"
+    path.write_bytes(b"junk\n")  # what a failed download can leave: torch's legacy reader fails with a bare key
+    with pytest.raises(CheckpointError) as err:
+        safe_load(path, legacy=True)
+    check_one_line(str(err.value), str(path))
+    assert "its bytes are not a torch checkpoint" in str(err.value)
+
+
 def test_resume_from_a_checkpoint_with_pickled_code_is_refused(tmp_path, tiny_shards, capsys):
     sentinel = tmp_path / "code-ran"
     ckdir = tmp_path / "runs" / "evil" / "checkpoints"
