@@ -298,6 +298,13 @@ def flatten_sources(sources: Mapping[str, Any], prefix: str = "") -> dict[str, A
     for key, value in sources.items():
         path = f"{prefix}{key}"
         nested = isinstance(value, Mapping) and value and "ckpt" not in value
+        if isinstance(value, Mapping) and "ckpt" in value:
+            parts = [k for k, v in value.items() if isinstance(v, Mapping)]
+            if parts:  # the part's source would be dropped silently, or override in an unclear order
+                raise ConfigError(
+                    f"run.init_from.{path}: one source for the whole module and others for its parts "
+                    f"({', '.join(parts)}) at once; give each part its own source"
+                )
         if nested and all(isinstance(v, Mapping) for v in value.values()):
             out.update(flatten_sources(value, path + "."))
         else:

@@ -228,6 +228,9 @@ def test_flatten_sources():
         "model.vq": {"ckpt": "b"},
         "x": {"ckpt": "c"},
     }
+    # a whole-module source beside sources of its parts is ambiguous: refused, not half applied
+    with pytest.raises(ConfigError, match=r"run\.init_from\.model: one source for the whole module .*\(lic\)"):
+        flatten_sources({"model": {"ckpt": "a", "prefix": "model.", "lic": {"ckpt": "b"}}})
 
 
 @pytest.mark.ddp
