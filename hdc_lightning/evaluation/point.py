@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
@@ -23,12 +23,28 @@ from hdc_lightning.evaluation import classical
 from hdc_lightning.evaluation.fid import KID_VGG16, PatchFID, inception_extractor, vgg16_extractor
 from hdc_lightning.evaluation.metrics import MetricSuite, MetricUnavailable, note_once
 from hdc_lightning.evaluation.results import aggregate
-from hdc_lightning.evaluation.tiling import Codec, Coded, choose_tile, code_image
-
-if TYPE_CHECKING:  # runner imports this module: the options type only, no import cycle at run time
-    from hdc_lightning.evaluation.runner import EvalOptions
+from hdc_lightning.evaluation.tiling import DEFAULT_MAX_PIXELS, Codec, Coded, choose_tile, code_image
 
 LEARNED = "learned"  # the key of the learned codec's FID/KID accumulators (the others: baseline names)
+
+
+@dataclass
+class EvalOptions:
+    tile: int | None = None  # None: whole image up to max_pixels, tiles of 1024 beyond; 0: never tile
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    baselines: Sequence[str] = ()
+    lpips: bool = True
+    dists: bool = True
+    ms_ssim: bool = True
+    fid: bool = True
+    kid_vgg16: bool = True  # KID on VGG16-trunk features: offline, not the published KID (fid.py)
+    limit: int | None = None
+    progress: bool = True
+    device: str = "cpu"  # where LPIPS/DISTS/FID networks run
+    codec_device: str = "cpu"  # where the codec's transforms run (its entropy coding stays on the CPU)
+    target_bpp: Sequence[float] = ()  # one point per rate, rate control over all checkpoints
+    realism: Sequence[float] = ()  # one point per decode realism of the single checkpoint
+    realism_mode: str | None = None  # learned | blend (None: the model's default, HybridCodec.realism_mode)
 
 
 @dataclass

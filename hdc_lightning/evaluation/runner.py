@@ -29,7 +29,7 @@ from hdc_lightning.errors import ConfigError
 from hdc_lightning.evaluation import classical
 from hdc_lightning.evaluation.bd import bd_table, check_anchor
 from hdc_lightning.evaluation.metrics import MetricSuite
-from hdc_lightning.evaluation.point import EvalImages, PointResult, evaluate_point, set_metric_nets
+from hdc_lightning.evaluation.point import EvalImages, EvalOptions, PointResult, evaluate_point, set_metric_nets
 from hdc_lightning.evaluation.results import (
     Curve,
     curve_from_points,
@@ -38,28 +38,9 @@ from hdc_lightning.evaluation.results import (
     write_json,
     write_per_image,
 )
-from hdc_lightning.evaluation.tiling import DEFAULT_MAX_PIXELS, Codec
+from hdc_lightning.evaluation.tiling import Codec
 from hdc_lightning.fileio import check_component
 from hdc_lightning.rundir import resolve_checkpoints, run_name_of
-
-
-@dataclass
-class EvalOptions:
-    tile: int | None = None  # None: whole image up to max_pixels, tiles of 1024 beyond; 0: never tile
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    baselines: Sequence[str] = ()
-    lpips: bool = True
-    dists: bool = True
-    ms_ssim: bool = True
-    fid: bool = True
-    kid_vgg16: bool = True  # KID on VGG16-trunk features: offline, not the published KID (fid.py)
-    limit: int | None = None
-    progress: bool = True
-    device: str = "cpu"  # where LPIPS/DISTS/FID networks run
-    codec_device: str = "cpu"  # where the codec's transforms run (its entropy coding stays on the CPU)
-    target_bpp: Sequence[float] = ()  # one point per rate, rate control over all checkpoints
-    realism: Sequence[float] = ()  # one point per decode realism of the single checkpoint
-    realism_mode: str | None = None  # learned | blend (None: the model's default, HybridCodec.realism_mode)
 
 
 @dataclass
