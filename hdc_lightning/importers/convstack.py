@@ -94,6 +94,23 @@ def map_stack(
     return out, [k for k, s in sites.items() if s is None]
 
 
+def rename_rest(
+    ours: dict[str, torch.Tensor],
+    rest: list[str],
+    state: Mapping[str, torch.Tensor],
+    renames: Mapping[str, str],
+    family: str,
+    source: str,
+) -> None:
+    """Put each key ``map_stack`` left over into ``ours`` under the prefix ``renames`` gives it;
+    a key no prefix matches is one line naming it."""
+    for key in rest:
+        prefix = next((p for p in renames if key.startswith(p)), None)
+        if prefix is None:
+            raise CheckpointError(f"{source}: unexpected key {key!r} for a {family}")
+        ours[renames[prefix] + key[len(prefix) :]] = state[key]
+
+
 def _place(s: Site, n_levels: int, attn: set[tuple[str, int]], reversed_decoder: bool) -> str:
     if s.part == "top":
         return s.kind

@@ -23,7 +23,7 @@ import torch
 
 from hdc_lightning.errors import CheckpointError
 from hdc_lightning.importers.base import Family, require, stack_args
-from hdc_lightning.importers.convstack import map_stack, parse_with
+from hdc_lightning.importers.convstack import map_stack, parse_with, rename_rest
 
 _SIDE = r"(?P<side>encoder|decoder)\."
 PARSE = parse_with(
@@ -55,11 +55,7 @@ def convert(state: Mapping[str, torch.Tensor], source: str) -> tuple[dict[str, t
     require(state, ("encoder.conv_in.weight", "quantize.embedding.weight", "post_quant_conv.weight"), source)
     kept = {k: v for k, v in state.items() if not k.startswith(DROPPED)}
     ours, rest = map_stack(kept, PARSE, decoder_levels_reversed=False, source=source)
-    for key in rest:
-        prefix = next((p for p in RENAMES if key.startswith(p)), None)
-        if prefix is None:
-            raise CheckpointError(f"{source}: unexpected key {key!r} for a LlamaGen VQ")
-        ours[RENAMES[prefix] + key[len(prefix) :]] = kept[key]
+    rename_rest(ours, rest, kept, RENAMES, "LlamaGen VQ", source)
     k, dim = state["quantize.embedding.weight"].shape
     z = int(state["post_quant_conv.weight"].shape[0])
     ours["post_quant.weight"] = torch.eye(z).reshape(z, z, 1, 1)

@@ -20,7 +20,7 @@ import torch
 
 from hdc_lightning.errors import CheckpointError
 from hdc_lightning.importers.base import Family, require, stack_args
-from hdc_lightning.importers.convstack import map_stack, parse_with
+from hdc_lightning.importers.convstack import map_stack, parse_with, rename_rest
 
 _SIDE = r"(?P<side>encoder|decoder)\."
 PARSE = parse_with(
@@ -50,11 +50,7 @@ def convert(state: Mapping[str, torch.Tensor], source: str) -> tuple[dict[str, t
     require(state, ("encoder.conv_in.weight", "quantize.embedding.weight", "quant_conv.weight"), source)
     kept = {k: v for k, v in state.items() if not k.startswith(DROPPED)}
     ours, rest = map_stack(kept, PARSE, decoder_levels_reversed=True, source=source)
-    for key in rest:
-        prefix = next((p for p in RENAMES if key.startswith(p)), None)
-        if prefix is None:
-            raise CheckpointError(f"{source}: unexpected key {key!r} for a taming VQGAN")
-        ours[RENAMES[prefix] + key[len(prefix) :]] = kept[key]
+    rename_rest(ours, rest, kept, RENAMES, "taming VQGAN", source)
     k, dim = state["quantize.embedding.weight"].shape
     z = int(state["encoder.conv_out.weight"].shape[0])
     if z != dim:
