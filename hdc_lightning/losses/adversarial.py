@@ -17,9 +17,8 @@ from typing import NamedTuple
 
 import torch
 from torch import nn
-from torch.func import functional_call
 
-from hdc_lightning.losses.vqgan import PatchDiscriminator, hinge_d_loss
+from hdc_lightning.losses.vqgan import PatchDiscriminator, hinge_d_loss, logits_for_generator
 from hdc_lightning.registry import register
 
 
@@ -47,8 +46,7 @@ class ConditionalAdversarialLoss(nn.Module):
         logits = self.discriminator(torch.cat([torch.cat([x, cond], 1), torch.cat([fake.detach(), cond], 1)]))
         logits_real, logits_fake = logits.chunk(2)
         d_loss = hinge_d_loss(logits_real, logits_fake)
-        frozen = {n: p.detach() for n, p in self.discriminator.named_parameters()}
-        g = -functional_call(self.discriminator, frozen, (torch.cat([fake, cond], 1),)).float().flatten(1).mean(1)
+        g = -logits_for_generator(self.discriminator, torch.cat([fake, cond], 1)).float().flatten(1).mean(1)
         if weights is not None:
             g = g * weights.to(g.dtype)
         return AdversarialOutput(g.mean(), d_loss, logits_real.detach().mean(), logits_fake.detach().mean())

@@ -52,6 +52,13 @@ class PatchDiscriminator(nn.Module):
         return self.net(x * 2 - 1)  # images (and conditioning images) in [0, 1]
 
 
+def logits_for_generator(discriminator: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """D's logits of ``x`` through detached parameters: the gradient reaches ``x`` only, so the
+    generator's term never trains D inside the one shared backward."""
+    frozen = {n: p.detach() for n, p in discriminator.named_parameters()}
+    return functional_call(discriminator, frozen, (x,))
+
+
 def hinge_d_loss(logits_real: torch.Tensor, logits_fake: torch.Tensor) -> torch.Tensor:
     return 0.5 * (F.relu(1.0 - logits_real.float()).mean() + F.relu(1.0 + logits_fake.float()).mean())
 
@@ -134,8 +141,7 @@ class VQGANLoss(nn.Module):
         zero = rec.new_zeros(())
         g_adv, weight = zero, zero
         if active and self.disc_weight > 0:
-            frozen = {n: p.detach() for n, p in self.discriminator.named_parameters()}
-            g_adv = -functional_call(self.discriminator, frozen, (x_hat,)).float().mean()
+            g_adv = -logits_for_generator(self.discriminator, x_hat).float().mean()
             if self.adaptive and last_layer is not None and torch.is_grad_enabled():
                 weight = adaptive_weight(nll, g_adv, last_layer) * self.disc_weight
             else:
