@@ -20,6 +20,9 @@ def add_parser(sub) -> None:
     p.add_argument("-o", "--out", required=True, help="output PNG")
     add_model_args(p)
     p.add_argument("--mask", default=None, help="mask mode: auto | full | 1/4 | 1/9 | none (default: the model's)")
+    p.add_argument(
+        "--tile", type=int, default=None, metavar="N", help="code in tiles of at most N×N pixels, as hdc compress does"
+    )
     add_force(p)
     p.set_defaults(run=run)
 
@@ -31,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from hdc_lightning.codec.api import load_codec
     from hdc_lightning.codec.container import bits_per_pixel
     from hdc_lightning.codec.imageio import read_image, write_pil
+    from hdc_lightning.codec.tiles import check_tile, is_tiled
     from hdc_lightning.errors import ConfigError
     from hdc_lightning.evaluation.metrics import MetricSuite
     from hdc_lightning.evaluation.side_by_side import describe, side_by_side
@@ -41,14 +45,20 @@ def run(args: argparse.Namespace) -> int:
     ref = pretrained.choose(args.model, args.ckpt)
     out = check_output(args.out, [args.image, *filter(None, [args.ckpt])], args.force)
     x = read_image(args.image)
-    codec = load_codec(ref, **({"mask": args.mask} if args.mask else {}))
+    if args.tile is not None:
+        check_tile(args.tile, flag="--tile")
+    options = {k: v for k, v in (("mask", args.mask), ("tile", args.tile)) if v is not None}
+    codec = load_codec(ref, **options)
     if not hasattr(codec, "decode_full"):
         raise ConfigError(f"{ref}: not a hybrid model (no fidelity/perceptual pair to show)")
     data = codec.encode(x)
-    _, dec = codec.decode_full(data, source=args.image, output="both")
+    if is_tiled(data):  # the intermediates exist per tile: decode each output on its own
+        fid, per = (codec.decode(data, source=args.image, output=o).image for o in ("fidelity", "perceptual"))
+    else:
+        _, dec = codec.decode_full(data, source=args.image, output="both")
+        fid, per = dec.x_hat_lic[0], dec.x_tilde[0]
     bpp = bits_per_pixel(len(data), x.shape[-2] * x.shape[-1])
     suite = MetricSuite(lpips=True, dists=False)
-    fid, per = dec.x_hat_lic[0], dec.x_tilde[0]
     m_fid, m_per = suite(x, fid), suite(x, per)
     captions = ["original", f"fidelity x_hat_lic: {describe(m_fid)}", f"perceptual x_tilde: {describe(m_per)}"]
     title = f"{Path(args.image).name}: {len(data)} bytes = {bpp:.4f} bpp ({codec.model_id}, mask {codec.mask})"

@@ -54,6 +54,15 @@ def add_parser(sub) -> None:
         choices=("auto", "1/4", "1/9", "full", "none"),
         help="hybrid (hdc) checkpoints: which VQ indices are sent (default: the model's mask policy)",
     )
+    p.add_argument(
+        "--tile",
+        dest="opt_tile",
+        type=int,
+        default=None,
+        metavar="N",
+        help="code in tiles of at most N×N pixels, one file (0: never; 64..1448); default: one piece up to "
+        "the format's 2 Mpx, tiles of 1024 beyond (docs/format.md#tiled-files)",
+    )
     add_force(p)
     p.set_defaults(run=run)
 
@@ -61,6 +70,13 @@ def add_parser(sub) -> None:
 def codec_options(args: argparse.Namespace) -> dict:
     """The ``opt_*`` arguments that were given, without the prefix."""
     return {k[4:]: v for k, v in vars(args).items() if k.startswith("opt_") and v is not None}
+
+
+def check_tile_option(args: argparse.Namespace) -> None:
+    from hdc_lightning.codec.tiles import check_tile
+
+    if args.opt_tile is not None:
+        check_tile(args.opt_tile, flag="--tile")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -82,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
     out = check_output(args.output or Path(args.image).with_suffix(".hdc"), [args.image, *ckpts], args.force)
     check_device(args.opt_device)
     options = codec_options(args)
+    check_tile_option(args)
     try:
         codec = load_codec(ref, **options)
     except TypeError:  # a codec without this option (e.g. --mask with a LIC-only checkpoint)
@@ -116,8 +133,9 @@ def run_target(args: argparse.Namespace, ckpts: list[str]) -> int:
     image = read_image(args.image)
     out = check_output(args.output or Path(args.image).with_suffix(".hdc"), [args.image, *ckpts], args.force)
     check_device(args.opt_device)
-    device = {"device": args.opt_device} if args.opt_device else {}
-    points = [Point(point_label(r), load_codec(r, **device)) for r in refs]
+    check_tile_option(args)
+    options = {k: v for k, v in codec_options(args).items() if k in ("device", "tile")}
+    points = [Point(point_label(r), load_codec(r, **options)) for r in refs]
     pick = choose(points, image, targets[0])
     write_bytes(out, pick.data)
     h, w = image.shape[-2:]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 
 
 def _baselines(text: str) -> list[str]:
@@ -41,11 +40,8 @@ def add_parser(sub) -> None:
         "--tile",
         type=int,
         default=None,
-        help="code in tiles of at most N×N pixels (0: never); default: whole image up to "
-        "--max-mpix, tiles of 1024 beyond",
-    )
-    p.add_argument(
-        "--max-mpix", type=float, default=4.0, help="largest image (megapixels, 2^20) coded whole (default: 4)"
+        help="code in tiles of at most N×N pixels, one file per image (0: never; 64..1448); default: one "
+        "piece up to the format's 2 Mpx, tiles of 1024 beyond (docs/format.md#tiled-files)",
     )
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N images")
     p.add_argument("--no-lpips", action="store_true", help="skip LPIPS")
@@ -140,16 +136,14 @@ def _operating_points(args: argparse.Namespace) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from hdc_lightning.cli.common import check_device
+    from hdc_lightning.codec.tiles import check_tile
     from hdc_lightning.errors import ConfigError
     from hdc_lightning.evaluation import classical
     from hdc_lightning.evaluation.runner import EvalOptions, run_eval
-    from hdc_lightning.evaluation.tiling import MIN_TILE
 
     baselines = classical.supported() if args.baselines is None else _baselines(args.baselines)
-    if args.tile is not None and (args.tile < 0 or 0 < args.tile < MIN_TILE):
-        raise ConfigError(f"--tile must be 0 (never) or at least {MIN_TILE} pixels, got {args.tile}")
-    if not (math.isfinite(args.max_mpix) and args.max_mpix > 0):
-        raise ConfigError(f"--max-mpix must be a positive number of megapixels, got {args.max_mpix}")
+    if args.tile is not None:
+        check_tile(args.tile, flag="--tile")
     if args.limit is not None and args.limit < 1:
         raise ConfigError(f"--limit must be at least 1 image, got {args.limit}")
     check_device(args.device, "--device")
@@ -158,7 +152,6 @@ def run(args: argparse.Namespace) -> int:
     sweep = _operating_points(args)
     opts = EvalOptions(
         tile=args.tile,
-        max_pixels=int(args.max_mpix * 2**20),
         baselines=baselines,
         lpips=not args.no_lpips,
         dists=not args.no_dists,

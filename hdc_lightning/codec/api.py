@@ -154,7 +154,7 @@ def _load_model(ckpt: dict, spec: dict, path: str) -> nn.Module:
             state[key] = value if _table(key) else torch.zeros_like(value)
     resize_entropy_buffers(model, state)
     own = model.state_dict()
-    missing, unexpected = _parts(set(own) - set(state)), _parts(set(state) - set(own))
+    missing, unexpected = key_parts(set(own) - set(state)), key_parts(set(state) - set(own))
     if missing or unexpected:  # say which parts, not torch's first line (it names no key)
         what = "; ".join(
             f"{label} {', '.join(parts)}"
@@ -175,7 +175,7 @@ def _load_model(ckpt: dict, spec: dict, path: str) -> nn.Module:
     return model
 
 
-def _parts(keys: set[str], limit: int = 4) -> list[str]:
+def key_parts(keys: set[str], limit: int = 4) -> list[str]:
     """The distinct two-level prefixes of state keys (``perceptual.g_s.*``), a few of them."""
     parts = sorted({".".join(k.split(".")[:2]) + ".*" for k in keys})
     return parts[:limit] + ([f"… {len(parts) - limit} more"] if len(parts) > limit else [])

@@ -5,7 +5,8 @@ Layout (format version 2; integers little-endian, ``varint`` = unsigned LEB128):
     field            size        meaning
     magic            3           b"HDC"
     version          1           FORMAT_VERSION
-    kind             1           codec kind (1 = lic, 2 = hybrid, ...; see codec.api)
+    kind             1           codec kind (1 = lic, 2 = hybrid, ...; see codec.api; TILED_KIND:
+                                 a tiled image, each stream one tile's own file, codec.tiles)
     model id         8           fingerprint of (registry name, preset, args, weights)
     height, width    varint ×2   image size before padding, 1..MAX_SIDE each
     params length    varint      0..MAX_PARAMS_BYTES, then that many codec-specific bytes
@@ -15,7 +16,8 @@ Layout (format version 2; integers little-endian, ``varint`` = unsigned LEB128):
     crc32            4           CRC-32 of everything before it
 
 Everything is validated against the declared limits and the actual data size before
-any buffer is allocated for the payload; a file that fails any check raises
+any buffer is allocated for the payload; a file of one piece (not tiled) declares at most
+``max_tile_pixels``, so what one decode allocates is bounded whatever the image size; a file that fails any check raises
 :class:`~hdc_lightning.errors.BitstreamError` with a one-line message. A LIC-only
 file (one stream) at Kodak size has 23 bytes of header and CRC.
 """
@@ -40,7 +42,11 @@ MODEL_ID_BYTES = 8
 CRC_BYTES = 4
 
 MAX_SIDE = 16384  # pixels, height and width each
-MAX_PIXELS = 1 << 25  # 33.5 Mpx (e.g. 8192 x 4096); decode memory scales with it
+MAX_PIXELS = 1 << 25  # 33.5 Mpx (e.g. 8192 x 4096), tiled beyond MAX_TILE_PIXELS
+# One decode's memory grows with the pixels it sees (full-resolution convolutions), so a file
+# of one piece holds at most this many (2.1 Mpx: 1920 x 1080 fits); larger images are tiled.
+MAX_TILE_PIXELS = 1 << 21
+TILED_KIND = 16  # the kind byte of a tiled file (its params name the codec kind of its tiles)
 MAX_STREAMS = 64
 MAX_PARAMS_BYTES = 1024
 MAX_FILE_BYTES = 1 << 28  # 256 MiB
@@ -56,6 +62,7 @@ class Limits:
 
     max_side: int = MAX_SIDE
     max_pixels: int = MAX_PIXELS
+    max_tile_pixels: int = MAX_TILE_PIXELS
     max_streams: int = MAX_STREAMS
     max_params_bytes: int = MAX_PARAMS_BYTES
     max_file_bytes: int = MAX_FILE_BYTES
@@ -110,7 +117,7 @@ def pack(
         raise ValueError(f"codec kind {kind} does not fit one byte")
     if len(model_id) != MODEL_ID_BYTES:
         raise ValueError(f"model id must be {MODEL_ID_BYTES} bytes, got {len(model_id)}")
-    _check_size(height, width, limits, "image to encode")
+    _check_size(height, width, limits, "image to encode", kind == TILED_KIND)
     if not 1 <= len(streams) <= limits.max_streams:
         raise BitstreamError(f"image to encode: {len(streams)} streams, the format allows 1..{limits.max_streams}")
     if len(params) > limits.max_params_bytes:
@@ -147,11 +154,16 @@ def overhead_bytes(height: int, width: int, stream_lengths: Sequence[int], param
     )
 
 
-def _check_size(height: int, width: int, limits: Limits, source: str) -> None:
+def _check_size(height: int, width: int, limits: Limits, source: str, tiled: bool) -> None:
     if not (1 <= height <= limits.max_side and 1 <= width <= limits.max_side):
         raise BitstreamError(f"{source}: image size {height}x{width} outside 1..{limits.max_side} per side")
     if height * width > limits.max_pixels:
         raise BitstreamError(f"{source}: image size {height}x{width} exceeds the {limits.max_pixels}-pixel limit")
+    if not tiled and height * width > limits.max_tile_pixels:
+        raise BitstreamError(
+            f"{source}: image size {height}x{width} in one piece exceeds the {limits.max_tile_pixels}-pixel "
+            "limit of one tile (larger images are coded in tiles)"
+        )
 
 
 class _Reader:
@@ -202,7 +214,7 @@ def unpack(data: bytes | bytearray | memoryview, limits: Limits = Limits(), sour
     (kind,) = r.take(1, "codec kind")
     model_id = r.take(MODEL_ID_BYTES, "model id")
     height, width = r.varint("height"), r.varint("width")
-    _check_size(height, width, limits, source)
+    _check_size(height, width, limits, source, kind == TILED_KIND)
     params_len = r.varint("params length")
     if params_len > limits.max_params_bytes:
         raise BitstreamError(f"{source}: {params_len} codec parameter bytes, limit {limits.max_params_bytes}")

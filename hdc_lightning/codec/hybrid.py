@@ -34,7 +34,8 @@ from torch import Tensor
 
 from hdc_lightning.codec.api import Decoded, ModelId, check_model_id, register_codec
 from hdc_lightning.codec.container import Header, Limits, pack, unpack
-from hdc_lightning.codec.lic import check_image, guard_streams
+from hdc_lightning.codec.lic import guard_streams
+from hdc_lightning.codec.tiles import TiledCoding, check_image, check_tile, is_tiled
 from hdc_lightning.errors import BitstreamError, ConfigError, HDCError, first_line
 from hdc_lightning.models.hybrid import HDCDecoded, HDCModel
 from hdc_lightning.models.masks import MaskSchedule, uniform_schedule
@@ -75,13 +76,14 @@ def unpack_params(data: bytes, source: str) -> tuple[str, int, int]:
 
 
 @register_codec("hdc", kind=2)
-class HybridCodec:
+class HybridCodec(TiledCoding):
     """Encodes with ``HDCModel.compress``; decodes to x̃ (perceptual) or x̂_lic (fidelity).
 
     Options: ``mask`` (auto | full | 1/4 | 1/9 | none; default: the model's mask policy),
     ``seed`` (DRV seed written to the header; default: the model's ``drv_seed``),
     ``steps`` (T refinement steps written to the header), ``device``, ``limits``,
-    ``threads`` (see the module docstring; None disables the pinning).
+    ``threads`` (see the module docstring; None disables the pinning), ``tile`` (how ``encode``
+    tiles images, :func:`hdc_lightning.codec.tiles.plan`; every tile gets the same options).
     """
 
     name: str
@@ -97,7 +99,10 @@ class HybridCodec:
         seed: int | None = None,
         steps: int | None = None,
         threads: int | None = 1,
+        tile: int | None = None,
     ):
+        if tile is not None:
+            check_tile(tile, limits)
         if mask is not None and mask not in MASK_MODES:
             raise ConfigError(f"mask mode '{mask}' is unknown; choose one of {', '.join(MASK_MODES)}")
         if seed is not None and not 0 <= int(seed) < 2**32:
@@ -106,7 +111,7 @@ class HybridCodec:
             raise ConfigError(f"T steps must be in 1..64, got {steps}")
         self.model = model.eval().to(device)
         self.device = torch.device(device)
-        self.model_id, self.limits, self.threads = model_id, limits, threads
+        self.model_id, self.limits, self.threads, self.tile = model_id, limits, threads, tile
         self.mask = mask or model.masks.mode
         self.seed = model.drv_seed if seed is None else int(seed)
         self.steps = int(model.predictor.steps if steps is None else steps)
@@ -115,8 +120,8 @@ class HybridCodec:
     def stream_names(self) -> list[str]:
         return self.lic_names + ["schedule", "indices"]
 
-    def encode(self, image: Tensor, *, mask: str | None = None) -> bytes:
-        """One file; ``mask`` overrides the codec's mask mode for this image (rate control tries several)."""
+    def encode_one(self, image: Tensor, *, mask: str | None = None) -> bytes:
+        """One file of one piece; ``mask`` overrides the codec's mask mode for this image (rate control tries several)."""
         if mask is not None and mask not in MASK_MODES:
             raise ConfigError(f"mask mode '{mask}' is unknown; choose one of {', '.join(MASK_MODES)}")
         check_image(image, self.limits)
@@ -129,7 +134,7 @@ class HybridCodec:
         params = pack_params(c.mask_mode, c.seed, c.steps)
         return pack(self.kind, self.model_id.digest, h, w, streams, params=params, limits=self.limits)
 
-    def decode(
+    def decode_one(
         self,
         data: bytes,
         *,
@@ -179,8 +184,10 @@ class HybridCodec:
         timings: dict | None = None,
         realism: float | None = None,
     ) -> tuple[Header, HDCDecoded]:
-        """Every intermediate (x̂, DRVs, d̂, mask, both outputs) of one decode; ``realism``: the
-        level of a realism-conditioned perceptual decoder (None: 1)."""
+        """Every intermediate (x̂, DRVs, d̂, mask, both outputs) of one decode of a file of one piece;
+        ``realism``: the level of a realism-conditioned perceptual decoder (None: 1)."""
+        if is_tiled(data):
+            raise BitstreamError(f"{source}: a tiled file; its intermediates exist per tile, decode it with decode()")
         container = unpack(data, self.limits, source)
         header = container.header
         check_model_id(header, self, source)

@@ -9,19 +9,9 @@ from torch import Tensor
 
 from hdc_lightning.codec.api import Decoded, ModelId, check_model_id, register_codec
 from hdc_lightning.codec.container import Limits, pack, unpack
-from hdc_lightning.errors import BitstreamError, DataError, HDCError, first_line
+from hdc_lightning.codec.tiles import TiledCoding, check_image, check_tile
+from hdc_lightning.errors import BitstreamError, HDCError, first_line
 from hdc_lightning.models.lic import LIC
-
-
-def check_image(image: Tensor, limits: Limits) -> None:
-    if not isinstance(image, Tensor) or image.dim() != 3 or image.shape[0] != 3 or not image.is_floating_point():
-        raise DataError(f"image to encode must be a float Tensor[3,H,W] in [0,1], got {getattr(image, 'shape', image)}")
-    h, w = image.shape[-2:]
-    if not (1 <= h <= limits.max_side and 1 <= w <= limits.max_side) or h * w > limits.max_pixels:
-        raise DataError(
-            f"image of {w}x{h} is outside the format limits ({limits.max_side} per side, {limits.max_pixels} pixels)"
-        )
-
 
 # A valid stream spends at most 16 bits on a symbol plus 36 bits of bypass (a count nibble
 # and 8 value nibbles of an int32), and ends with the coder's 8-byte final state.
@@ -52,32 +42,36 @@ def guard_streams(streams: list[bytes], symbols: list[int], source: str = "<byte
 
 
 @register_codec("lic", kind=1)
-class LICCodec:
+class LICCodec(TiledCoding):
     """Encodes with ``LIC.compress``; the file holds its streams (``stream_names()``: one).
 
     Options: ``device`` runs g_a/g_s there (the entropy side always runs on the CPU);
-    ``limits`` bounds what ``decode`` accepts.
+    ``limits`` bounds what ``decode`` accepts; ``tile`` how ``encode`` tiles (codec.tiles.plan).
     """
 
     name: str
     kind: int
 
-    def __init__(self, model: LIC, model_id: ModelId, device: str = "cpu", limits: Limits = Limits()):
+    def __init__(
+        self, model: LIC, model_id: ModelId, device: str = "cpu", limits: Limits = Limits(), tile: int | None = None
+    ):
+        if tile is not None:
+            check_tile(tile, limits)
         self.model = model.eval()
         self.model.g_a.to(device)
         self.model.g_s.to(device)
         self.device = torch.device(device)
         self.model_id = model_id
-        self.limits = limits
+        self.limits, self.tile = limits, tile
 
-    def encode(self, image: Tensor) -> bytes:
+    def encode_one(self, image: Tensor) -> bytes:
         check_image(image, self.limits)
         h, w = image.shape[-2:]
         compressed = self.model.compress(image[None].to(self.device, torch.float32))
         streams = [s[0] for s in compressed.strings]
         return pack(self.kind, self.model_id.digest, int(h), int(w), streams, limits=self.limits)
 
-    def decode(self, data: bytes, *, source: str = "<bytes>", **options: Any) -> Decoded:
+    def decode_one(self, data: bytes, *, source: str = "<bytes>", **options: Any) -> Decoded:
         if options:
             raise HDCError(f"the lic codec takes no decode option {', '.join(sorted(options))}")
         container = unpack(data, self.limits, source)

@@ -15,31 +15,35 @@ from torch import Tensor
 
 from hdc_lightning.codec.api import Decoded, ModelId, check_model_id, register_codec
 from hdc_lightning.codec.container import Limits, pack, unpack
-from hdc_lightning.codec.lic import check_image
+from hdc_lightning.codec.tiles import TiledCoding, check_image, check_tile
 from hdc_lightning.errors import BitstreamError, HDCError, first_line
 from hdc_lightning.models.lic import pad_image
 from hdc_lightning.models.vq import VQModel
 
 
 @register_codec("vq", kind=3)
-class VQCodec:
+class VQCodec(TiledCoding):
     """Options: ``device`` runs the encoder/decoder there (the index coder runs on the CPU);
-    ``limits`` bounds what ``decode`` accepts."""
+    ``limits`` bounds what ``decode`` accepts; ``tile`` how ``encode`` tiles (codec.tiles.plan)."""
 
     name: str
     kind: int
 
-    def __init__(self, model: VQModel, model_id: ModelId, device: str = "cpu", limits: Limits = Limits()):
+    def __init__(
+        self, model: VQModel, model_id: ModelId, device: str = "cpu", limits: Limits = Limits(), tile: int | None = None
+    ):
+        if tile is not None:
+            check_tile(tile, limits)
         self.model = model.eval().to(device)
         self.device = torch.device(device)
-        self.model_id, self.limits = model_id, limits
+        self.model_id, self.limits, self.tile = model_id, limits, tile
 
     def _grid(self, h: int, w: int) -> tuple[int, int]:
         f = self.model.downsample
         return -(-h // f), -(-w // f)
 
     @torch.no_grad()
-    def encode(self, image: Tensor) -> bytes:
+    def encode_one(self, image: Tensor) -> bytes:
         check_image(image, self.limits)
         h, w = (int(s) for s in image.shape[-2:])
         x = pad_image(image[None].to(self.device, torch.float32), self.model.downsample)
@@ -48,7 +52,7 @@ class VQCodec:
         return pack(self.kind, self.model_id.digest, h, w, [data], limits=self.limits)
 
     @torch.no_grad()
-    def decode(self, data: bytes, *, source: str = "<bytes>", **options: Any) -> Decoded:
+    def decode_one(self, data: bytes, *, source: str = "<bytes>", **options: Any) -> Decoded:
         if options:
             raise HDCError(f"the vq codec takes no decode option {', '.join(sorted(options))}")
         container = unpack(data, self.limits, source)

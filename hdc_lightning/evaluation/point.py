@@ -23,15 +23,14 @@ from hdc_lightning.evaluation import classical
 from hdc_lightning.evaluation.fid import KID_VGG16, PatchFID, inception_extractor, vgg16_extractor
 from hdc_lightning.evaluation.metrics import MetricSuite, MetricUnavailable, note_once
 from hdc_lightning.evaluation.results import aggregate
-from hdc_lightning.evaluation.tiling import DEFAULT_MAX_PIXELS, Codec, Coded, choose_tile, code_image
+from hdc_lightning.evaluation.tiling import Codec, Coded, code_image
 
 LEARNED = "learned"  # the key of the learned codec's FID/KID accumulators (the others: baseline names)
 
 
 @dataclass
 class EvalOptions:
-    tile: int | None = None  # None: whole image up to max_pixels, tiles of 1024 beyond; 0: never tile
-    max_pixels: int = DEFAULT_MAX_PIXELS
+    tile: int | None = None  # the codec's tile option (codec.tiles.plan): None = tiles only over its limit
     baselines: Sequence[str] = ()
     lpips: bool = True
     dists: bool = True
@@ -213,7 +212,7 @@ def evaluate_point(
     for name, image in bar:
         _, h, w = image.shape
         try:
-            coded = code_image(codec, image, choose_tile(h, w, opts.tile, opts.max_pixels))
+            coded = code_image(codec, image)
         except (
             DataError
         ) as e:  # the image itself is refused (e.g. larger than the format): skip it like unreadable ones

@@ -73,10 +73,10 @@ def _unique(labels: list[str]) -> list[str]:
     return out
 
 
-def _load_codec(path: Path, device: str = "cpu") -> Codec:
+def _load_codec(path: Path, device: str = "cpu", tile: int | None = None) -> Codec:
     from hdc_lightning.codec.api import load_codec  # lazy: needs the model packages
 
-    return load_codec(path, device=device)
+    return load_codec(path, device=device, tile=tile)
 
 
 # ---- BD anchor -----------------------------------------------------------------------
@@ -176,7 +176,6 @@ def _settings(data: str | Path, opts: EvalOptions, suite: MetricSuite, peak: flo
     settings = {
         "data": str(data),
         "tile": opts.tile,
-        "max_pixels": opts.max_pixels,
         **({"target_bpp": list(opts.target_bpp)} if opts.target_bpp else {}),
         **({"realism": list(opts.realism), "realism_mode": opts.realism_mode} if opts.realism else {}),
         "unavailable": dict(suite.unavailable),
@@ -231,7 +230,7 @@ def run_eval(
     replaces the Inception feature extractor of FID/KID (uint8 patches → features).
     """
     opts = opts or EvalOptions()
-    loader = loader or (lambda path: _load_codec(path, device=opts.codec_device))
+    loader = loader or (lambda path: _load_codec(path, device=opts.codec_device, tile=opts.tile))
     for b in opts.baselines:
         classical.get(b)  # unknown/unsupported codec: fail now
     check_curve_name(name)

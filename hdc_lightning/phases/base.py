@@ -23,7 +23,7 @@ import torch
 import torchvision
 from lightning.pytorch.utilities import rank_zero_warn
 
-from hdc_lightning.codec.api import ModelId
+from hdc_lightning.codec.api import ModelId, key_parts
 from hdc_lightning.codec.container import MODEL_ID_BYTES
 from hdc_lightning.config.load import validate_phase
 from hdc_lightning.config.schema import PhaseConfig
@@ -281,8 +281,18 @@ class PhaseModule(L.LightningModule):
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint.get("state_dict", {})
+        own = set(self.state_dict())
+        missing, unexpected = key_parts(own - set(state)), key_parts(set(state) - own)
+        if missing or unexpected:  # Lightning's strict load would say it in a traceback
+            what = "; ".join(f"{k} {', '.join(v)}" for k, v in (("missing", missing), ("unexpected", unexpected)) if v)
+            raise CheckpointError(
+                f"{getattr(self._trainer, 'ckpt_path', None) or 'checkpoint'}: cannot resume from it, its weights do not fit this phase ({what}); "
+                "written by another hdc version or model? start the stage afresh (run.overwrite=true) or take its "
+                "weights with run.init_from"
+            )
         # CDF tables have one shape before update() and another after: match the file's.
-        resize_entropy_buffers(self, checkpoint.get("state_dict", {}))
+        resize_entropy_buffers(self, state)
         extra = checkpoint.get("hdc", {})
         self._nonfinite_total = int(extra.get("nonfinite_total", 0))
         self._skipped_samples = int(extra.get("skipped_samples", 0))

@@ -78,7 +78,7 @@ def test_callback_logs_the_rdp_figure_and_final_hparams(trained):
 
 
 def test_hdc_eval_with_the_real_lic_codec(trained, capsys):
-    from hdc_lightning.codec.api import load_codec
+    from hdc_lightning.codec import load_codec, unpack
 
     root, result, _ = trained
     out = root / "eval"
@@ -106,12 +106,13 @@ def test_hdc_eval_with_the_real_lic_codec(trained, capsys):
     printed = capsys.readouterr().out
     assert "peak memory (RSS)" in printed and "BD vs jpeg: lic" in printed
     per = json.loads((out / "per_image" / "lic" / "lic-r1.json").read_text())
-    codec = load_codec(result.last_ckpt)
+    codec, whole = load_codec(result.last_ckpt, tile=96), load_codec(result.last_ckpt, tile=0)
     for rec in per["images"]:
         image = classical.from_pil(classical.Image.open(root / "val" / rec["name"]))
         assert rec["tiles"] == 4  # 128×160 in tiles of at most 96 px: 2 × 2
         tiles = [image[:, t : t + 64, x : x + 80].contiguous() for t in (0, 64) for x in (0, 80)]
-        assert rec["bytes"] == sum(len(codec.encode(t)) for t in tiles)  # real container bytes
+        assert rec["bytes"] == len(codec.encode(image))  # the real tiled file
+        assert unpack(codec.encode(image)).streams == [whole.encode(t) for t in tiles]  # tiles of one piece
         assert rec["bpp"] == pytest.approx(rec["bytes"] * 8 / (128 * 160))
     agg = json.loads((out / "lic.json").read_text())
     assert agg["results"]["bpp"] == [pytest.approx(per["aggregate"]["bpp"])]

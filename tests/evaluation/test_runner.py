@@ -11,9 +11,10 @@ from PIL import Image
 from hdc_lightning.errors import CheckpointError, ConfigError
 from hdc_lightning.evaluation import classical
 from hdc_lightning.evaluation.runner import EvalOptions, run_eval
-from hdc_lightning.evaluation.tiling import choose_tile, code_image, tile_boxes
+from hdc_lightning.evaluation.tiling import code_image
 from hdc_lightning.rundir import resolve_checkpoints
 from tests.helpers.images import synthetic_image
+from tests.helpers.models import random_init_checkpoint
 
 
 class Decoded(NamedTuple):
@@ -130,23 +131,23 @@ def test_checkpoint_resolution(tmp_path):
         resolve_checkpoints([tmp_path / "nothing"])
 
 
-def test_tiles_cover_the_image_and_rates_add_up():
-    assert choose_tile(512, 768, None) is None and choose_tile(3000, 2000, None) == 1024
-    assert choose_tile(100, 100, 128) is None and choose_tile(300, 100, 128) == 128
-    boxes = tile_boxes(176, 200, 64)
-    cover = torch.zeros(176, 200)
-    for t, x, h, w in boxes:
-        cover[t : t + h, x : x + w] += 1
-        assert h <= 64 and w <= 64 and min(h, w) >= 44  # even split: no slivers
-    assert torch.all(cover == 1) and len(boxes) == 3 * 4
+@pytest.fixture(scope="module")
+def tiny_lic_ckpt(tmp_path_factory):
+    return random_init_checkpoint(tmp_path_factory.mktemp("lic") / "lic-tiny.ckpt", "lic", seed=0)
+
+
+def test_one_file_per_image_whatever_its_size(tiny_lic_ckpt):
+    """The codec tiles large images itself (tests/codec/test_tiles.py): evaluation counts the
+    bytes and tiles of that one file."""
+    from hdc_lightning.codec import load_codec
+
     img = synthetic_image(176, 200, seed=6, style="photo")
-    codec = JpegAsCodec(50)
-    tiled = code_image(codec, img, tile=64)
-    assert tiled.tiles == 12 and codec.calls == 12 and tiled.image.shape == img.shape
-    expected = sum(len(codec.encode(img[:, t : t + h, x : x + w].contiguous())) for t, x, h, w in boxes)
-    assert tiled.nbytes == expected
-    whole = code_image(codec, img, tile=None)
-    assert whole.tiles == 1 and (tiled.image - whole.image).abs().mean() < 0.02
+    tiled = code_image(load_codec(str(tiny_lic_ckpt), tile=64), img)
+    whole = code_image(load_codec(str(tiny_lic_ckpt)), img)
+    assert tiled.tiles == 12 and whole.tiles == 1 and tiled.image.shape == whole.image.shape == img.shape
+    assert tiled.nbytes > whole.nbytes  # a header per tile, and no context across the borders
+    jpeg = code_image(JpegAsCodec(50), img)  # any codec with encode/decode
+    assert jpeg.tiles == 1 and jpeg.nbytes == len(JpegAsCodec(50).encode(img))
 
 
 def test_patch_fid_and_kid_per_rate_point(tmp_path):

@@ -132,7 +132,7 @@ def test_a_forged_file_at_the_size_limit_costs_no_guard_memory(lic_ckpt, tmp_pat
     from hdc_lightning.codec import load_codec
 
     codec = load_codec(lic_ckpt)
-    data = pack(1, codec.model_id.digest, 4096, 4096, [b"\xff" * (MAX_FILE_BYTES - 64)])
+    data = pack(1, codec.model_id.digest, 1024, 2048, [b"\xff" * (MAX_FILE_BYTES - 64)])
     assert len(data) <= MAX_FILE_BYTES
     peaks: list[int] = []
     with peak_rss(peaks), pytest.raises(BitstreamError, match="more than a valid stream can hold"):

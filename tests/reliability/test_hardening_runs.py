@@ -122,3 +122,25 @@ def test_no_done_json_without_a_loadable_final_checkpoint(tmp_path, tiny_shards,
     with pytest.raises(CheckpointError, match="without a loadable final checkpoint"):
         fit(cfg)
     assert not (tmp_path / "runs" / "nockpt" / "done.json").exists()
+
+
+def test_resuming_from_a_checkpoint_of_another_layout_is_one_line(tmp_path, tiny_shards, capsys):
+    """A run folder trained by another hdc version (here: one parameter renamed, as a refactor
+    renames a module) cannot be resumed: one line naming the file and the parts, not Lightning's
+    traceback; the file is left as it was."""
+    import torch
+
+    over = fit_overrides(tmp_path / "runs", tiny_shards, name="old", max_steps=2, every=2)
+    assert main(["fit", str(TINY_LIC), *over]) == 0
+    last = tmp_path / "runs" / "old" / "checkpoints" / "last.ckpt"
+    ckpt = torch.load(last, map_location="cpu", weights_only=False)
+    key = next(k for k in ckpt["state_dict"] if k.startswith("model.g_s."))
+    ckpt["state_dict"]["model.renamed." + key[len("model.g_s.") :]] = ckpt["state_dict"].pop(key)
+    torch.save(ckpt, last)
+    before = last.read_bytes()
+    capsys.readouterr()
+    resume = fit_overrides(tmp_path / "runs", tiny_shards, name="old", max_steps=4, every=2) + ["run.resume=true"]
+    assert main(["fit", str(TINY_LIC), *resume]) == 2
+    line = _error_line(capsys.readouterr().err)
+    assert str(last) in line and "missing model.g_s.*" in line and "unexpected model.renamed.*" in line, line
+    assert last.read_bytes() == before

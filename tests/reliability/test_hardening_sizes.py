@@ -150,3 +150,31 @@ def test_the_index_predictor_attention_is_exact_and_bounded():
             attend(mha, tokens, tokens)
     # torch's fused MultiheadAttention holds 4 heads x 16384² floats here: 4 GiB
     assert all(g < 256 * 2**20 for g in grew)
+
+
+# ---- case 9: a large image is decoded one tile at a time ---------------------------------------
+def test_a_tiled_decode_holds_one_tile_at_a_time(hdc_ckpt):
+    """The format's rule (files of one piece up to Limits.max_tile_pixels, tiles beyond) at a
+    size a test affords: decoding 8 tiles takes about what one tile takes, plus the output;
+    the same image in one piece takes several times more (docs/format.md#tiled-files)."""
+    from hdc_lightning.codec import Limits, load_codec
+    from hdc_lightning.codec.tiles import tile_count
+    from tests.helpers.images import synthetic_image
+
+    tiled = load_codec(str(hdc_ckpt), limits=Limits(max_tile_pixels=256 * 256))
+    whole = load_codec(str(hdc_ckpt), tile=0)
+    big, one = synthetic_image(512, 1024, seed=3), synthetic_image(256, 256, seed=4)
+    files = {"one tile": tiled.encode(one), "tiled": tiled.encode(big), "whole": whole.encode(big)}
+    assert tile_count(files["tiled"]) == 8 and tile_count(files["whole"]) == 1
+    if not peak_rss_supported():
+        pytest.skip("needs /proc/self/clear_refs to measure peak memory")
+    grew: dict[str, int] = {}
+    for name, data in files.items():
+        (tiled if name != "whole" else whole).decode(data)  # warm-up: lazy init, allocator pools
+        peaks: list[int] = []
+        with peak_rss(peaks):
+            (tiled if name != "whole" else whole).decode(data)
+        grew[name] = peaks[0]
+    canvas = 3 * 512 * 1024 * 4
+    assert grew["tiled"] < grew["one tile"] + 2 * canvas + (32 << 20), grew
+    assert grew["whole"] > 2 * grew["tiled"], grew
