@@ -238,3 +238,38 @@ def test_components_come_from_registry_names_only(tmp_path, tiny_shards, capsys,
     assert code == 2
     assert known in _error_line(err)
     assert not (tmp_path / "runs" / "x" / "checkpoints" / "last.ckpt").exists()
+
+
+def test_an_old_lightning_checkpoint_reads_with_its_callback_classes_inert(tmp_path, monkeypatch):
+    """PyTorch Lightning 1.0 keyed callback states by the callback class (taming's VQGAN
+    checkpoints): ``safe_load(legacy=True)`` reads such a file, the class becomes
+    ``LegacyObject`` and no code of it runs; without ``legacy`` it is refused in one line."""
+    import sys
+    import types
+
+    from hdc_lightning.checkpoints import LegacyObject, safe_load
+
+    sentinel = tmp_path / "code-ran"
+    names = {"ModelCheckpoint": "model_checkpoint", "EarlyStopping": "early_stopping"}
+    classes = {}
+    for cls_name, mod_name in names.items():  # stand-ins with the published module paths
+        module = types.ModuleType(f"pytorch_lightning.callbacks.{mod_name}")
+        cls = type(cls_name, (), {"__reduce__": lambda self: (sentinel.touch, ())})
+        cls.__module__ = module.__name__
+        setattr(module, cls_name, cls)
+        monkeypatch.setitem(sys.modules, module.__name__, module)
+        classes[cls_name] = cls
+    path = tmp_path / "last.ckpt"
+    weight = torch.arange(6.0).reshape(2, 3)
+    callbacks = {classes["ModelCheckpoint"]: {"best_model_score": torch.tensor(0.5)}, classes["EarlyStopping"]: {}}
+    torch.save({"state_dict": {"encoder.conv_in.weight": weight}, "callbacks": callbacks}, path)
+    for mod_name in names.values():  # the reading side has no Lightning 1.0
+        monkeypatch.delitem(sys.modules, f"pytorch_lightning.callbacks.{mod_name}")
+    ckpt = safe_load(path, legacy=True)
+    assert torch.equal(ckpt["state_dict"]["encoder.conv_in.weight"], weight)
+    assert list(ckpt["callbacks"]) == [LegacyObject]  # both classes read as one inert key: unused by importers
+    assert not sentinel.exists()
+    with pytest.raises(CheckpointError) as err:
+        safe_load(path)
+    check_one_line(str(err.value), str(path))
+    assert "pytorch_lightning.callbacks" in str(err.value)
