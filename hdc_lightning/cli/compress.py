@@ -60,8 +60,8 @@ def add_parser(sub) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="code in tiles of at most N×N pixels, one file (0: never; 64..1448); default: one piece up to "
-        "the format's 2 Mpx, tiles of 1024 beyond (docs/format.md#tiled-files)",
+        help="code in tiles of at most N×N pixels, one file (0: never; 64..2048); default: one piece up to "
+        "the format's 4.2 Mpx, tiles of 1024 beyond (docs/format.md#tiled-files)",
     )
     add_force(p)
     p.set_defaults(run=run)

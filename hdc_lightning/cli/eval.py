@@ -40,8 +40,8 @@ def add_parser(sub) -> None:
         "--tile",
         type=int,
         default=None,
-        help="code in tiles of at most N×N pixels, one file per image (0: never; 64..1448); default: one "
-        "piece up to the format's 2 Mpx, tiles of 1024 beyond (docs/format.md#tiled-files)",
+        help="code in tiles of at most N×N pixels, one file per image (0: never; 64..2048); default: one "
+        "piece up to the format's 4.2 Mpx, tiles of 1024 beyond (docs/format.md#tiled-files)",
     )
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N images")
     p.add_argument("--no-lpips", action="store_true", help="skip LPIPS")

@@ -44,8 +44,9 @@ CRC_BYTES = 4
 MAX_SIDE = 16384  # pixels, height and width each
 MAX_PIXELS = 1 << 25  # 33.5 Mpx (e.g. 8192 x 4096), tiled beyond MAX_TILE_PIXELS
 # One decode's memory grows with the pixels it sees (full-resolution convolutions), so a file
-# of one piece holds at most this many (2.1 Mpx: 1920 x 1080 fits); larger images are tiled.
-MAX_TILE_PIXELS = 1 << 21
+# of one piece holds at most this many (4.2 Mpx: 2048 x 2048, so the CLIC and Tecnick test
+# images code whole); larger images are tiled.
+MAX_TILE_PIXELS = 1 << 22
 TILED_KIND = 16  # the kind byte of a tiled file (its params name the codec kind of its tiles)
 MAX_STREAMS = 64
 MAX_PARAMS_BYTES = 1024

@@ -2,7 +2,7 @@
 
 What one decode allocates grows with the pixels it sees (the transforms run at full
 resolution, and the decoders' normalisation sees the whole input), so the format bounds a
-file of one piece to ``Limits.max_tile_pixels`` (2.1 Mpx) and codes anything larger in
+file of one piece to ``Limits.max_tile_pixels`` (4.2 Mpx) and codes anything larger in
 tiles. The decoder then holds one tile's networks at a time plus the output canvas: its peak
 memory is bounded for every image the format admits (docs/format.md#tiled-files).
 

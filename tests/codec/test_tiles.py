@@ -36,14 +36,14 @@ def test_boxes_cover_the_image_evenly():
 
 def test_the_plan_tiles_only_what_one_piece_cannot_hold():
     limits = Limits()
-    assert plan(1080, 1920, None, limits) is None  # Full HD fits one piece
-    assert plan(2048, 1365, None, limits) == DEFAULT_TILE
+    assert plan(2048, 2048, None, limits) is None  # CLIC's largest fits one piece
+    assert plan(3000, 2000, None, limits) == DEFAULT_TILE
     assert plan(100, 100, 128, limits) is None and plan(300, 100, 128, limits) == 128
     assert plan(300, 100, 0, limits) is None
     with pytest.raises(DataError, match="code it in tiles"):
-        plan(2048, 2048, 0, limits)
-    with pytest.raises(ConfigError, match=f"{MIN_TILE}..1448"):
-        plan(300, 300, 2000, limits)  # a tile must fit a file of one piece
+        plan(2049, 2048, 0, limits)
+    with pytest.raises(ConfigError, match=f"{MIN_TILE}..2048"):
+        plan(300, 300, 2049, limits)  # a tile must fit a file of one piece
     with pytest.raises(ConfigError, match="at most 64; give a larger tile"):
         plan(4096, 4096, 64, limits)
     # the default tile keeps every image the format admits within its stream count
@@ -115,11 +115,11 @@ def test_one_piece_over_the_tile_limit_is_refused_from_the_header(tiny_ckpt):
     codec = load_codec(str(tiny_ckpt), tile=0)
     c = unpack(codec.encode(synthetic_image(64, 64, seed=0)))
     h = c.header
-    forged = pack(h.kind, h.model_id, 2048, 1025, c.streams, limits=Limits(max_tile_pixels=1 << 22))
+    forged = pack(h.kind, h.model_id, 4096, 1025, c.streams, limits=Limits(max_tile_pixels=1 << 23))
     with pytest.raises(BitstreamError, match=f"in one piece exceeds the {MAX_TILE_PIXELS}-pixel limit"):
         codec.decode(forged, source="big.hdc")
     with pytest.raises(BitstreamError, match="in one piece exceeds"):
-        pack(h.kind, h.model_id, 2048, 1025, c.streams)  # and no writer makes one
+        pack(h.kind, h.model_id, 4096, 1025, c.streams)  # and no writer makes one
 
 
 def test_decode_full_says_a_tiled_file_is_decoded_whole(hdc_ckpt):
@@ -148,4 +148,4 @@ def test_the_cli_writes_and_reads_tiled_files(tmp_path, hdc_ckpt, capsys):
     assert main(["compress", str(image), "--ckpt", str(hdc_ckpt), "--tile", "63", "-o", str(out)]) == 2
     line = capsys.readouterr().err.strip().splitlines()[-1]
     check_one_line(line)
-    assert "--tile must be 0 (never) or 64..1448" in line
+    assert "--tile must be 0 (never) or 64..2048" in line

@@ -404,7 +404,7 @@ def test_fuzz_codec(target):
 
 FORGED = {
     "16384x16384 image": dict(height=MAX_SIDE, width=MAX_SIDE),
-    "4096x1024 in one piece": dict(height=4096, width=1024),  # inside MAX_PIXELS, over MAX_TILE_PIXELS
+    "8192x1024 in one piece": dict(height=8192, width=1024),  # inside MAX_PIXELS, over MAX_TILE_PIXELS
     "side over the limit": dict(height=MAX_SIDE + 1, width=64),
     "35-bit sides": dict(height=(1 << 35) - 1, width=(1 << 35) - 1),
     "huge stream lengths": dict(lengths="huge"),

@@ -52,7 +52,7 @@ def test_print_config_refuses_them_too(capsys):
     [
         (["--tile", "1"], "--tile"),
         (["--tile", "63"], "--tile"),
-        (["--tile", "2000"], "--tile"),  # over what a file of one piece may hold
+        (["--tile", "2049"], "--tile"),  # over what a file of one piece may hold
         (["--tile", "-5"], "--tile"),
         (["--limit", "-1"], "--limit"),
         (["--limit", "0"], "--limit"),
