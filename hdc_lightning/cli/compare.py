@@ -45,8 +45,7 @@ def run(args: argparse.Namespace) -> int:
     ref = pretrained.choose(args.model, args.ckpt)
     out = check_output(args.out, [args.image, *filter(None, [args.ckpt])], args.force)
     x = read_image(args.image)
-    if args.tile is not None:
-        check_tile(args.tile, flag="--tile")
+    check_tile(args.tile, flag="--tile")
     options = {k: v for k, v in (("mask", args.mask), ("tile", args.tile)) if v is not None}
     codec = load_codec(ref, **options)
     if not hasattr(codec, "decode_full"):

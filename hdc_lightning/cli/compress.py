@@ -72,18 +72,12 @@ def codec_options(args: argparse.Namespace) -> dict:
     return {k[4:]: v for k, v in vars(args).items() if k.startswith("opt_") and v is not None}
 
 
-def check_tile_option(args: argparse.Namespace) -> None:
-    from hdc_lightning.codec.tiles import check_tile
-
-    if args.opt_tile is not None:
-        check_tile(args.opt_tile, flag="--tile")
-
-
 def run(args: argparse.Namespace) -> int:
     from hdc_lightning.cli.common import check_device
     from hdc_lightning.codec import load_codec
     from hdc_lightning.codec.container import bits_per_pixel
     from hdc_lightning.codec.imageio import read_image
+    from hdc_lightning.codec.tiles import check_tile
     from hdc_lightning.errors import ConfigError
     from hdc_lightning.fileio import check_output, write_bytes
     from hdc_lightning.pretrained import choose
@@ -97,8 +91,8 @@ def run(args: argparse.Namespace) -> int:
     image = read_image(args.image)
     out = check_output(args.output or Path(args.image).with_suffix(".hdc"), [args.image, *ckpts], args.force)
     check_device(args.opt_device)
+    check_tile(args.opt_tile, flag="--tile")
     options = codec_options(args)
-    check_tile_option(args)
     try:
         codec = load_codec(ref, **options)
     except TypeError:  # a codec without this option (e.g. --mask with a LIC-only checkpoint)
@@ -117,6 +111,7 @@ def run_target(args: argparse.Namespace, ckpts: list[str]) -> int:
     from hdc_lightning.codec import load_codec
     from hdc_lightning.codec.imageio import read_image
     from hdc_lightning.codec.rate_control import Point, choose, parse_targets, point_label, resolve_points
+    from hdc_lightning.codec.tiles import check_tile
     from hdc_lightning.errors import ConfigError
     from hdc_lightning.fileio import check_output, write_bytes
     from hdc_lightning.pretrained import choose as model_ref
@@ -133,9 +128,8 @@ def run_target(args: argparse.Namespace, ckpts: list[str]) -> int:
     image = read_image(args.image)
     out = check_output(args.output or Path(args.image).with_suffix(".hdc"), [args.image, *ckpts], args.force)
     check_device(args.opt_device)
-    check_tile_option(args)
-    options = {k: v for k, v in codec_options(args).items() if k in ("device", "tile")}
-    points = [Point(point_label(r), load_codec(r, **options)) for r in refs]
+    check_tile(args.opt_tile, flag="--tile")
+    points = [Point(point_label(r), load_codec(r, **codec_options(args))) for r in refs]  # --mask refused above
     pick = choose(points, image, targets[0])
     write_bytes(out, pick.data)
     h, w = image.shape[-2:]

@@ -142,8 +142,7 @@ def run(args: argparse.Namespace) -> int:
     from hdc_lightning.evaluation.runner import EvalOptions, run_eval
 
     baselines = classical.supported() if args.baselines is None else _baselines(args.baselines)
-    if args.tile is not None:
-        check_tile(args.tile, flag="--tile")
+    check_tile(args.tile, flag="--tile")
     if args.limit is not None and args.limit < 1:
         raise ConfigError(f"--limit must be at least 1 image, got {args.limit}")
     check_device(args.device, "--device")

@@ -92,7 +92,7 @@ def bits_per_pixel(nbytes: int, pixels: int) -> float:
     return nbytes * 8 / pixels
 
 
-def _varint(value: int) -> bytes:
+def varint(value: int) -> bytes:
     if value < 0:
         raise ValueError(f"varint of a negative value {value}")
     out = bytearray()
@@ -126,11 +126,11 @@ def pack(
     head = bytearray(MAGIC)
     head += bytes((FORMAT_VERSION, kind))
     head += model_id
-    head += _varint(height) + _varint(width)
-    head += _varint(len(params)) + params
+    head += varint(height) + varint(width)
+    head += varint(len(params)) + params
     head.append(len(streams))
     for s in streams[:-1]:
-        head += _varint(len(s))
+        head += varint(len(s))
     body = bytes(head) + b"".join(bytes(s) for s in streams)
     if len(body) + CRC_BYTES > limits.max_file_bytes:
         raise BitstreamError(
@@ -145,12 +145,12 @@ def overhead_bytes(height: int, width: int, stream_lengths: Sequence[int], param
         len(MAGIC)
         + 2
         + MODEL_ID_BYTES
-        + len(_varint(height))
-        + len(_varint(width))
-        + len(_varint(params_len))
+        + len(varint(height))
+        + len(varint(width))
+        + len(varint(params_len))
         + params_len
         + 1
-        + sum(len(_varint(n)) for n in stream_lengths[:-1])
+        + sum(len(varint(n)) for n in stream_lengths[:-1])
         + CRC_BYTES
     )
 
@@ -167,7 +167,7 @@ def _check_size(height: int, width: int, limits: Limits, source: str, tiled: boo
         )
 
 
-class _Reader:
+class Reader:
     def __init__(self, data: memoryview, end: int, source: str):
         self.data, self.pos, self.end, self.source = data, 0, end, source
 
@@ -210,7 +210,7 @@ def unpack(data: bytes | bytearray | memoryview, limits: Limits = Limits(), sour
     if zlib.crc32(view[:body_end]) != stored_crc:
         raise BitstreamError(f"{source}: CRC mismatch, the file is truncated or corrupted")
 
-    r = _Reader(view, body_end, source)
+    r = Reader(view, body_end, source)
     r.pos = len(MAGIC) + 1
     (kind,) = r.take(1, "codec kind")
     model_id = r.take(MODEL_ID_BYTES, "model id")

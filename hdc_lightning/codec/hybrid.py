@@ -101,8 +101,7 @@ class HybridCodec(TiledCoding):
         threads: int | None = 1,
         tile: int | None = None,
     ):
-        if tile is not None:
-            check_tile(tile, limits)
+        check_tile(tile, limits)
         if mask is not None and mask not in MASK_MODES:
             raise ConfigError(f"mask mode '{mask}' is unknown; choose one of {', '.join(MASK_MODES)}")
         if seed is not None and not 0 <= int(seed) < 2**32:

@@ -55,8 +55,7 @@ class LICCodec(TiledCoding):
     def __init__(
         self, model: LIC, model_id: ModelId, device: str = "cpu", limits: Limits = Limits(), tile: int | None = None
     ):
-        if tile is not None:
-            check_tile(tile, limits)
+        check_tile(tile, limits)
         self.model = model.eval()
         self.model.g_a.to(device)
         self.model.g_s.to(device)

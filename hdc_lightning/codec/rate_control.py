@@ -171,13 +171,14 @@ class RateControlled:
         return codec.decode(data, **options)
 
     def record(self) -> dict:
-        """What the last image's encode chose (one entry per tile); read once per image."""
+        """What the last image's encode chose (one entry: a tiled file's tiles share one choice); read
+        once per image."""
         chosen, self.choices = self.choices, []
         missed = sum(not c.fits for c in chosen)
         if missed:
             print(
                 f"hdc eval: target {self.target:g} bpp is below the smallest reachable size of "
-                f"{missed} tile(s); coded at that smallest size",
+                "this image; coded at that smallest size",
                 file=sys.stderr,
             )
         return {

@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from hdc_lightning.codec.api import Decoded, check_model_id
-from hdc_lightning.codec.container import MAGIC, TILED_KIND, Limits, pack, unpack
+from hdc_lightning.codec.container import MAGIC, TILED_KIND, Limits, Reader, pack, unpack, varint
 from hdc_lightning.errors import BitstreamError, ConfigError, DataError
 
 TILES_VERSION = 1
@@ -100,9 +100,16 @@ def plan(height: int, width: int, tile: int | None, limits: Limits) -> int | Non
     return tile
 
 
-def check_tile(tile: int, limits: Limits = Limits(), flag: str = "tile") -> None:
-    """A tile size the format admits: 0 (never tile) or MIN_TILE..max_tile(limits)."""
-    if not isinstance(tile, int) or tile < 0 or 0 < tile < MIN_TILE or tile > max_tile(limits):
+def _tile_fits(tile: int, limits: Limits) -> bool:
+    return MIN_TILE <= tile <= max_tile(limits)
+
+
+def check_tile(tile: int | None, limits: Limits = Limits(), flag: str = "tile") -> None:
+    """A tile option the format admits: None (the default plan), 0 (never tile) or
+    MIN_TILE..max_tile(limits)."""
+    if tile is None:
+        return
+    if not isinstance(tile, int) or not (tile == 0 or _tile_fits(tile, limits)):
         raise ConfigError(
             f"{flag} must be 0 (never) or {MIN_TILE}..{max_tile(limits)} pixels (a tile holds at most "
             f"{limits.max_tile_pixels} pixels), got {tile}"
@@ -110,7 +117,7 @@ def check_tile(tile: int, limits: Limits = Limits(), flag: str = "tile") -> None
 
 
 def is_tiled(data: bytes | bytearray | memoryview) -> bool:
-    """True when ``data`` starts like a tiled ``.hdc`` file (the full check is :func:`read`)."""
+    """True when ``data`` starts like a tiled ``.hdc`` file (``TiledCoding.decode`` checks the rest)."""
     head = bytes(memoryview(data)[: len(MAGIC) + 2])
     return len(head) == len(MAGIC) + 2 and head.startswith(MAGIC) and head[-1] == TILED_KIND
 
@@ -121,25 +128,19 @@ def tile_count(data: bytes) -> int:
 
 
 def _params(kind: int, tile: int) -> bytes:
-    out, value = bytearray((TILES_VERSION, kind)), tile
-    while True:  # the container's varint
-        out.append((value & 0x7F) | (0x80 if value > 0x7F else 0))
-        value >>= 7
-        if not value:
-            return bytes(out)
+    return bytes((TILES_VERSION, kind)) + varint(tile)
 
 
 def _read_params(params: bytes, source: str) -> tuple[int, int]:
-    if len(params) < 3 or len(params) > 5 or params[0] != TILES_VERSION:
+    """(kind of the tiles, tile size) of a tiled file's params."""
+    if len(params) < 3 or params[0] != TILES_VERSION:
         raise BitstreamError(f"{source}: malformed tile parameters ({len(params)} bytes)")
-    tile = 0
-    for i, byte in enumerate(params[2:]):
-        tile |= (byte & 0x7F) << (7 * i)
-        if not byte & 0x80:
-            if i != len(params) - 3:
-                break
-            return params[1], tile
-    raise BitstreamError(f"{source}: malformed tile parameters (tile size)")
+    r = Reader(memoryview(params), len(params), source)
+    r.pos = 2
+    tile = r.varint("tile size")
+    if r.pos != len(params):
+        raise BitstreamError(f"{source}: malformed tile parameters (tile size)")
+    return params[1], tile
 
 
 class TiledCoding(abc.ABC):
@@ -181,7 +182,7 @@ class TiledCoding(abc.ABC):
         header = container.header
         kind, tile = _read_params(header.params, source)
         check_model_id(replace(header, kind=kind), self, source)  # the tiles' kind and this codec's weights
-        if tile < MIN_TILE or tile > max_tile(self.limits):
+        if not _tile_fits(tile, self.limits):
             raise BitstreamError(f"{source}: tile size {tile} outside {MIN_TILE}..{max_tile(self.limits)}")
         boxes = tile_boxes(header.height, header.width, tile)
         if len(boxes) != len(container.streams):

@@ -32,8 +32,7 @@ class VQCodec(TiledCoding):
     def __init__(
         self, model: VQModel, model_id: ModelId, device: str = "cpu", limits: Limits = Limits(), tile: int | None = None
     ):
-        if tile is not None:
-            check_tile(tile, limits)
+        check_tile(tile, limits)
         self.model = model.eval().to(device)
         self.device = torch.device(device)
         self.model_id, self.limits, self.tile = model_id, limits, tile

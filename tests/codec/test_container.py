@@ -73,7 +73,7 @@ def test_foreign_files(blob):
 def _forge(
     height: int, width: int, count: int = 2, lengths=(3,), params_len: int = 0, version: int = FORMAT_VERSION
 ) -> bytes:
-    from hdc_lightning.codec.container import _varint
+    from hdc_lightning.codec.container import varint as _varint
 
     body = b"HDC" + bytes((version, 1)) + ID + _varint(height) + _varint(width) + _varint(params_len)
     body += bytes(min(params_len, 8)) + bytes((count,)) + b"".join(_varint(n) for n in lengths) + b"p" * 8
