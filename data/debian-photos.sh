@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# 38 photographs from four Debian desktop-wallpaper packages (bookworm; CC-BY, CC-BY-SA, CC0,
+# 36 photographs from four Debian desktop-wallpaper packages (bookworm; CC-BY, CC-BY-SA, CC0,
 # GPL-2+: every file's author and licence is written to $OUT/SOURCES.txt from the packages'
 # own copyright files) → one training shard, downscaled to 512 on the short side like the
 # `small` recipe's photographs.
@@ -37,7 +37,14 @@ for w in BytheWater ColdRipple DarkestHour EveningGlow FallenLeaf Grey Kite OneS
 done
 PHOTOS+=("$P/ColorfulCups/contents/images/2560x1600.jpg")
 
-rm -rf "$OUT/photos"
+# photos/, extract/ and SOURCES.txt are rewritten on every run: never those of another tool
+for own in photos extract SOURCES.txt; do
+  if [ -e "$OUT/$own" ] && [ ! -e "$OUT/.debian-photos" ]; then
+    echo "$OUT/$own: already exists and was not written by this script; choose another folder" >&2; exit 2
+  fi
+done
+mkdir -p "$OUT" && touch "$OUT/.debian-photos"
+rm -rf "$OUT/photos" "$OUT/extract"
 mkdir -p "$OUT/download" "$OUT/extract" "$OUT/photos"
 : > "$OUT/SOURCES.txt"
 for entry in "${PKGS[@]}"; do
@@ -55,7 +62,8 @@ for entry in "${PKGS[@]}"; do
 done
 n=0
 for rel in "${PHOTOS[@]}"; do
-  src=$(ls "$OUT"/extract/*/"$rel")
+  src=$(printf '%s\n' "$OUT"/extract/*/"$rel" | head -n 1)
+  [ -f "$src" ] || { echo "$rel: not in the pinned packages" >&2; exit 2; }
   case $rel in $P/*) name=$(echo "$rel" | cut -d/ -f4).jpg ;; *) name=$(basename "$rel") ;; esac
   [ ! -e "$OUT/photos/$name" ] || { echo "$name: two photographs with one name" >&2; exit 2; }
   cp "$src" "$OUT/photos/$name"; n=$((n + 1))

@@ -37,3 +37,18 @@ def test_debian_photos_refuses_a_package_that_is_not_the_pinned_one(tmp_path):
     assert run.returncode == 2
     lines = [line for line in run.stderr.splitlines() if "sha256" in line]
     assert len(lines) == 1 and "lomiri-wallpapers-16.04_20.04.0-2_all.deb" in lines[0], run.stderr
+
+
+def test_debian_photos_leaves_a_folder_it_did_not_write(tmp_path):
+    mine = tmp_path / "photos" / "mine.jpg"
+    mine.parent.mkdir()
+    mine.write_bytes(b"somebody's photograph")
+    run = subprocess.run(
+        ["bash", str(ROOT / "data" / "debian-photos.sh"), str(tmp_path)], capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 2
+    assert (
+        run.stderr.strip()
+        == f"{tmp_path}/photos: already exists and was not written by this script; choose another folder"
+    )
+    assert mine.read_bytes() == b"somebody's photograph" and not (tmp_path / "download").exists()
