@@ -6,13 +6,13 @@ import argparse
 
 from hdc_lightning.cli.common import add_force
 
-KINDS = ("taming-vqgan", "llamagen-vq")  # hdc_lightning.importers.FAMILIES (kept light for --help)
+KINDS = ("taming-vqgan", "llamagen-vq", "mlicpp")  # hdc_lightning.importers.FAMILIES (kept light for --help)
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "import",
-        help="turn a downloaded VQGAN checkpoint (taming-transformers, LlamaGen) into a stage directory",
+        help="turn a downloaded checkpoint (taming-transformers or LlamaGen VQGAN, MLIC++) into a stage directory",
         description="Read FILE without running any of its code, map its keys onto our model, load them "
         "strictly and write STAGE_DIR/checkpoints/last.ckpt (for a recipe's init_from and hdc eval) and "
         "STAGE_DIR/import.json (source sha256, mapping version). See docs/pretrained.md for the files.",
@@ -29,9 +29,12 @@ def run(args: argparse.Namespace) -> int:
 
     m = import_file(args.kind, args.file, args.out, args.force)
     spec = m["model"]
+    if "codebook_size" in m:
+        what = f"K={m['codebook_size']}, code dim {m['code_dim']}, full index map {m['bpp_full_index_map']} bpp"
+    else:
+        what = f"N={m['N']}, M={m['M']}, {m['slices']} slices"
     print(
-        f"{args.out}: {m['kind']} -> {spec['name']}/{spec['preset'] or 'custom'}, K={m['codebook_size']}, "
-        f"code dim {m['code_dim']}, full index map {m['bpp_full_index_map']} bpp; "
+        f"{args.out}: {m['kind']} -> {spec['name']}/{spec['preset'] or 'custom'}, {what}; "
         f"init_from: {{ckpt: {m['init_from']['ckpt']}, prefix: {m['init_from']['prefix']}}}"
     )
     return 0

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from hdc_lightning.checkpoints import checkpoint_config, safe_load
 from hdc_lightning.codec.container import MODEL_ID_BYTES, Header
 from hdc_lightning.errors import BitstreamError, CheckpointError, HDCError, first_line
+from hdc_lightning.models.lic.buffers import FIXED_POINT_TABLES, is_table
 
 STATE_PREFIX = "model."
 
@@ -150,8 +151,8 @@ def _load_model(ckpt: dict, spec: dict, path: str) -> nn.Module:
     # their init); entropy tables a file lacks stay empty and are built by load_codec.
     skipped = getattr(model, "TRAINING_ONLY", ())
     for key, value in model.state_dict().items():
-        if key not in state and (_table(key) or key.startswith(skipped)):
-            state[key] = value if _table(key) else torch.zeros_like(value)
+        if key not in state and (is_table(key) or key.startswith(skipped)):
+            state[key] = value if is_table(key) else torch.zeros_like(value)
     resize_entropy_buffers(model, state)
     own = model.state_dict()
     missing, unexpected = key_parts(set(own) - set(state)), key_parts(set(state) - set(own))
@@ -183,23 +184,18 @@ def key_parts(keys: set[str], limit: int = 4) -> list[str]:
 
 # The integer CDF tables of the LIC's entropy models, their scale table included: stored
 # with the weights and never recomputed at load, so every machine codes with the same ones.
-TABLES = ("._quantized_cdf", "._cdf_length", "._offset", ".scale_table")
-
-
-def _table(key: str) -> bool:
-    return key.endswith(TABLES)
-
-
 def has_tables(model: nn.Module) -> bool:
-    """True when every entropy model under ``model`` holds its CDF tables."""
+    """True when every entropy model under ``model`` holds its CDF tables (and a model with
+    fixed-point tables, MLIC++, holds those)."""
     from compressai.entropy_models import EntropyModel
 
-    return all(m._offset.numel() > 0 for m in model.modules() if isinstance(m, EntropyModel))
+    cdfs = all(m._offset.numel() > 0 for m in model.modules() if isinstance(m, EntropyModel))
+    return cdfs and all(b.numel() > 0 for n, b in model.named_buffers() if n.endswith(FIXED_POINT_TABLES))
 
 
 def table_bytes(model: nn.Module) -> int:
     """Bytes the stored entropy tables take (what shipping them costs in a model file)."""
-    return sum(t.numel() * t.element_size() for k, t in model.state_dict().items() if _table(k))
+    return sum(t.numel() * t.element_size() for k, t in model.state_dict().items() if is_table(k))
 
 
 def export_checkpoint(model: nn.Module, spec: dict, path: str, half: bool = False) -> None:
@@ -217,13 +213,13 @@ def export_checkpoint(model: nn.Module, spec: dict, path: str, half: bool = Fals
     with torch.no_grad():
         if half:
             for k, v in model.state_dict().items():
-                if v.is_floating_point() and not _table(k):
+                if v.is_floating_point() and not is_table(k):
                     v.copy_(v.half().float())
         model.update(force=True)
 
     def keep(k: str, v: torch.Tensor) -> torch.Tensor:
         v = v.detach().cpu()
-        return v.half() if half and v.is_floating_point() and not _table(k) else v
+        return v.half() if half and v.is_floating_point() and not is_table(k) else v
 
     state = {f"{STATE_PREFIX}{k}": keep(k, v) for k, v in model.state_dict().items() if not k.startswith(skipped)}
     spec = {"name": spec.get("name"), "preset": spec.get("preset"), "args": dict(spec.get("args") or {})}

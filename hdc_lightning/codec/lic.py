@@ -90,3 +90,8 @@ class LICCodec(TiledCoding):
             raise BitstreamError(f"{source}: payload does not decode ({first})") from None
         image = torch.nan_to_num(decoded.x_hat[0].float().cpu(), nan=0.0).clamp_(0, 1)
         return Decoded(image, dict(zip(names, header.stream_lengths)), header.size)
+
+
+@register_codec("mlicpp", kind=4)
+class MLICPPCodec(LICCodec):
+    """An MLIC++ stream (``hdc import mlicpp``): the lic codec's layout under its own kind byte."""

@@ -67,7 +67,7 @@ def decode_record(codec, data: bytes, source: str) -> tuple[dict[str, str], dict
     from hdc_lightning.codec import check_model_id, unpack
     from hdc_lightning.codec.imageio import to_uint8
 
-    if codec.name == "lic":
+    if codec.name in ("lic", "mlicpp"):
         container = unpack(data, codec.limits, source)
         header = container.header
         check_model_id(header, codec, source)

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from hdc_lightning.errors import ConfigError
-from hdc_lightning.importers import base, llamagen, taming
+from hdc_lightning.importers import base, llamagen, mlicpp, taming
 from hdc_lightning.importers.base import MANIFEST, Family
 
-FAMILIES: dict[str, Family] = {f.kind: f for f in (taming.FAMILY, llamagen.FAMILY)}
+FAMILIES: dict[str, Family] = {f.kind: f for f in (taming.FAMILY, llamagen.FAMILY, mlicpp.FAMILY)}
 
 
 def family(kind: str) -> Family:

@@ -1,10 +1,12 @@
 """What every importer shares: read the file without running code, map, load strictly, write a stage.
 
 A family (:class:`Family`) knows where its file keeps the weights, how its keys become ours
-and which arguments of our ``vq`` model its shapes mean; :func:`import_file` does the rest::
+and which arguments of our model (``vq`` or ``mlicpp``) its shapes mean; :func:`import_file`
+does the rest::
 
-    FILE ─ safe_load(legacy) ─ family.weights ─ family.convert ─ build vq(args) ─ load(strict)
-        ─ STAGE_DIR/checkpoints/last.ckpt (``model.*``, as `hdc export` writes) + import.json
+    FILE ─ safe_load(legacy) ─ family.weights ─ family.convert ─ build model(args) ─ load(strict)
+        ─ family.finish ─ STAGE_DIR/checkpoints/last.ckpt (``model.*``, as `hdc export` writes)
+        + import.json
 """
 
 from __future__ import annotations
@@ -24,8 +26,17 @@ from hdc_lightning.fileio import check_output, sha256_file, write_text
 from hdc_lightning.rundir import last_ckpt_of
 
 MANIFEST = "import.json"
-MODEL = "vq"  # the registry name every imported VQ builds
 TOKEN_PIXELS = 16 * 16  # pixels per index of an f16 model (bpp of a full index map = log2 K / 256)
+
+
+def describe_vq(model: torch.nn.Module) -> dict[str, Any]:
+    """Manifest facts of an imported VQ stage."""
+    k = model.codebook_size
+    return {
+        "codebook_size": k,
+        "code_dim": model.code_dim,
+        "bpp_full_index_map": round(math.log2(k) / TOKEN_PIXELS, 4),
+    }
 
 
 @dataclass(frozen=True)
@@ -36,7 +47,12 @@ class Family:
     mapping_version: int  # bumped whenever ``convert`` changes what it produces
     weights: Callable[[dict, str], Mapping[str, Any]]  # checkpoint → its model state
     convert: Callable[[Mapping[str, torch.Tensor], str], tuple[dict[str, torch.Tensor], dict[str, Any]]]
-    presets: tuple[str, ...] = field(default_factory=tuple)  # our vq presets of its published files
+    presets: tuple[str, ...] = field(default_factory=tuple)  # our presets of its published files
+    model: str = "vq"  # the registry name it builds
+    # state our model keeps from its own initialisation where the file has none (key prefixes)
+    own_state: tuple[str, ...] = ("prior.",)
+    finish: Callable[[torch.nn.Module], Any] | None = None  # after the strict load (e.g. build tables)
+    describe: Callable[[torch.nn.Module], dict[str, Any]] = describe_vq
 
 
 def stack_args(state: Mapping[str, torch.Tensor]) -> dict[str, Any]:
@@ -54,16 +70,16 @@ def require(state: Mapping[str, Any], keys: tuple[str, ...], source: str) -> Non
         raise CheckpointError(f"{source}: has no {', '.join(missing)}; not a file of this kind")
 
 
-def _spec(args: dict[str, Any], presets: tuple[str, ...]) -> dict[str, Any]:
+def _spec(model: str, args: dict[str, Any], presets: tuple[str, ...]) -> dict[str, Any]:
     """``{name, preset, args}``: a named preset when the shapes are exactly one of ours."""
     from hdc_lightning import registry
 
-    entry = registry.get("model", MODEL)
+    entry = registry.get("model", model)
     for name in presets:
         kwargs = entry.kwargs_for(name, {})
         if {k: _plain(v) for k, v in kwargs.items()} == {k: _plain(v) for k, v in args.items()}:
-            return {"name": MODEL, "preset": name, "args": {}}
-    return {"name": MODEL, "preset": None, "args": args}
+            return {"name": model, "preset": name, "args": {}}
+    return {"name": model, "preset": None, "args": args}
 
 
 def _plain(v: Any) -> Any:
@@ -78,25 +94,27 @@ def build_loaded(family: Family, state: Mapping[str, torch.Tensor], source: str)
         ours, args = family.convert(state, source)
     except KeyError as e:
         raise CheckpointError(f"{source}: has no {e.args[0]}; not a {family.kind} file") from None
-    spec = _spec(args, family.presets)
+    spec = _spec(family.model, args, family.presets)
     try:
         model = registry.build_spec("model", spec, where=f"{source}: model")
     except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{source}: its shapes make no {MODEL} model ({first_line(e)})") from None
+        raise CheckpointError(f"{source}: its shapes make no {family.model} model ({first_line(e)})") from None
     own = model.state_dict()
     for key, value in own.items():  # parts the published model lacks start as ours do
-        if key.startswith("prior.") and key not in ours:
+        if key.startswith(family.own_state) and key not in ours:
             ours[key] = value
     missing, unexpected = sorted(set(own) - set(ours)), sorted(set(ours) - set(own))
     if missing or unexpected:
         what = "; ".join(
             f"{lbl} {', '.join(ks[:3])}" for lbl, ks in (("missing", missing), ("extra", unexpected)) if ks
         )
-        raise CheckpointError(f"{source}: does not fit {MODEL} {spec['preset'] or spec['args']} ({what})")
+        raise CheckpointError(f"{source}: does not fit {family.model} {spec['preset'] or spec['args']} ({what})")
     for key, value in ours.items():
         if value.shape != own[key].shape:
             raise CheckpointError(f"{source}: {key} has shape {tuple(value.shape)}, expected {tuple(own[key].shape)}")
     model.load_state_dict(ours, strict=True)
+    if family.finish is not None:
+        family.finish(model)
     return model.eval(), spec
 
 
@@ -122,16 +140,13 @@ def import_file(family: Family, path: str | Path, stage_dir: str | Path, force: 
         check_output(out, [path], force)
     model, spec = build_loaded(family, read_weights(family, path), str(path))
     export_checkpoint(model, spec, str(ckpt))
-    k = model.codebook_size
     manifest = {
         "kind": family.kind,
         "source": {"file": path.name, "sha256": sha256_file(path), "bytes": path.stat().st_size, "repo": family.repo},
         "licence": family.licence,
         "mapping_version": family.mapping_version,
         "model": spec,
-        "codebook_size": k,
-        "code_dim": model.code_dim,
-        "bpp_full_index_map": round(math.log2(k) / TOKEN_PIXELS, 4),
+        **family.describe(model),
         "checkpoint": str(ckpt.relative_to(stage_dir)),
         "checkpoint_sha256": sha256_file(ckpt),
         "init_from": {"ckpt": str(ckpt), "prefix": STATE_PREFIX},

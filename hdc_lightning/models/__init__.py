@@ -6,5 +6,6 @@ from hdc_lightning.models import (  # noqa: F401
     hybrid,  # noqa: F401
     lic,  # noqa: F401
     masks,
+    mlicpp,  # noqa: F401
     vq,  # noqa: F401
 )

@@ -30,7 +30,7 @@ from hdc_lightning.config.schema import PhaseConfig
 from hdc_lightning.data.batches import EvalBatch
 from hdc_lightning.errors import CheckpointError, ConfigError, HDCError
 from hdc_lightning.evaluation.metrics import MetricSuite
-from hdc_lightning.models.lic.buffers import CDF_BUFFERS, resize_entropy_buffers
+from hdc_lightning.models.lic.buffers import is_table, resize_entropy_buffers
 
 # MetricSuite's result keys → the names every phase logs under ``val/``.
 VAL_METRICS = {"psnr-rgb": "psnr", "ms-ssim-rgb": "ms_ssim", "lpips": "lpips", "dists": "dists"}
@@ -184,7 +184,7 @@ class PhaseModule(L.LightningModule):
                     f"module '{attr}' (e.g. '{next(iter(state))}'); another model?"
                 )
             for key, value in state.items():
-                if key in own and own[key].shape != value.shape and key.rsplit(".", 1)[-1] not in CDF_BUFFERS:
+                if key in own and own[key].shape != value.shape and not is_table(key):
                     raise CheckpointError(
                         f"{src['ckpt']}: '{src.get('prefix', '')}{key}' has shape {tuple(value.shape)}, "
                         f"module '{attr}' expects {tuple(own[key].shape)} (another model or preset?)"

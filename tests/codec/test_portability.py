@@ -28,3 +28,29 @@ def test_every_kernel_set_decodes_every_file_alike(tmp_path):
     for c in cells.values():  # the outputs differ at most by float noise
         for share, biggest in c["pixels"].values():
             assert biggest <= 2 and share <= 1e-3
+
+
+def test_mlicpp_files_decode_alike_under_every_kernel_set(tmp_path):
+    """MLIC++'s entropy side (attention, layer norms, GELU, LRP) in exact fixed point: the
+    latent a file decodes to is the same under the generic and the best kernels."""
+    import torch
+
+    from hdc_lightning.codec import export_checkpoint
+    from tests.helpers.models import tiny_model
+    from tests.helpers.published_mlicpp import randomise
+
+    model, spec = tiny_model("mlicpp", seed=3)
+    randomise(model, 3)
+    with torch.no_grad():
+        model.update(force=True)
+    ckpt = tmp_path / "mlicpp.ckpt"
+    export_checkpoint(model, spec, str(ckpt))
+    image = tmp_path / "img.png"
+    Image.fromarray(to_uint8(synthetic_image(80, 112, seed=6))).save(image)
+    sets = kernel_sets()
+    sets = [sets[0], sets[-1]]  # generic and the machine's best
+    matrix = run_matrix(str(ckpt), [str(image)], tmp_path / "m", sets, encoders=sets, timeout=600)
+    cells = compare(matrix, tmp_path / "m")
+    assert len(cells) == 4
+    bad = {k: c["discrete"] for k, c in cells.items() if c["discrete"]}
+    assert not bad, f"the decoded latent differs between kernel sets: {bad}"

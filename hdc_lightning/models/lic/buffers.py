@@ -16,6 +16,13 @@ from compressai.entropy_models import EntropyModel
 from torch import nn
 
 CDF_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
+# the integer tables of MLIC++'s exact path (hdc_lightning.models.mlicpp.ops), sized by update() too
+FIXED_POINT_TABLES = ("gelu_table", "tanh_table", "exp_table")
+
+
+def is_table(key: str) -> bool:
+    """A state key of a table ``update()`` builds (its shape follows the weights, not the spec)."""
+    return key.rsplit(".", 1)[-1] in CDF_BUFFERS + FIXED_POINT_TABLES
 
 
 def resize_entropy_buffers(module: nn.Module, state_dict: Mapping[str, torch.Tensor], prefix: str = "") -> int:
