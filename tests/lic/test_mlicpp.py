@@ -117,3 +117,17 @@ def test_exact_operations_ignore_summation_order():
     assert torch.equal(norm(x)[..., perm], norm(x[..., perm]))
     tables = build_tables()
     assert all(torch.equal(tables[k], v) for k, v in build_tables().items())
+
+
+def test_the_hybrid_takes_it_as_its_lic_stream(tmp_path):
+    from hdc_lightning.registry import build_spec
+
+    spec = {"name": "hdc", "preset": "tiny", "args": {"parts": {"lic": {"name": "mlicpp"}}}}
+    torch.manual_seed(0)
+    model = build_spec("model", spec).eval()
+    assert type(model.lic).__name__ == "MLICPP"
+    export_checkpoint(model, spec, str(tmp_path / "hdc.ckpt"))
+    codec = load_codec(str(tmp_path / "hdc.ckpt"))
+    image = synthetic_image(64, 96, seed=7)
+    decoded = codec.decode(codec.encode(image))
+    assert decoded.image.shape == image.shape and decoded.stream_bytes["yz"] > 0
