@@ -137,7 +137,11 @@ def our_side(out_dir: Path) -> int:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--source", required=True, help="the MLIC++ folder of a JiangWeibeta/MLIC checkout")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--source", help="the MLIC++ folder of a JiangWeibeta/MLIC checkout")
+    where.add_argument(
+        "--reference", metavar="DIR", help="a folder a reference side already wrote (file and outputs): compare only"
+    )
     p.add_argument("--refdeps", default="", help="folder with MLIC++'s compressai (1.2.0b3) and timm")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--reference-side", metavar="DIR", help=argparse.SUPPRESS)
@@ -145,6 +149,8 @@ def main() -> int:
     if args.reference_side:
         reference_side(Path(args.reference_side), args.seed)
         return 0
+    if args.reference:
+        return our_side(Path(args.reference))
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(x for x in (args.refdeps, args.source) if x))
         cmd = [sys.executable, __file__, "--source", args.source, "--seed", str(args.seed), "--reference-side", tmp]

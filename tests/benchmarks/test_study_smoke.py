@@ -4,6 +4,7 @@ one or two small photo-like images and the shipped models, so a study that break
 from __future__ import annotations
 
 import json
+import re
 
 from tests.benchmarks.smoke import number_after, photos, run_benchmark, skip_without_trunk
 from tests.helpers.datasets import write_image_shards
@@ -79,3 +80,26 @@ def test_vq_study_trains_and_measures_the_tiny_variant(tmp_path):
     assert number_after("\ntiny +", out) > 0  # the variant's PSNR
     report = json.loads((tmp_path / "out" / "vq_study.json").read_text())
     assert report["steps"] == 2 and list(report["report"]) == ["tiny"]
+
+
+def test_mlicpp_equivalence_compares_a_reference_folder(tmp_path):
+    """The comparison half of the script (the reference half needs MLIC++'s checkout): a folder
+    written as its reference side writes it, from our tiny model in the published layout."""
+    import torch
+
+    from tests.helpers.models import tiny_model
+    from tests.helpers.published_mlicpp import published_state, randomise
+
+    source, _ = tiny_model("mlicpp")
+    randomise(source, 0)
+    source = source.double()
+    torch.save({"state_dict": published_state(source)}, tmp_path / "mlicpp_random.pth.tar")
+    x = torch.rand(1, 3, 128, 192, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    with torch.no_grad():
+        out = source(x)
+        y = source.g_a(x)
+    outputs = {"x": x, "y": y, "x_hat": out.x_hat, "y_lk": out.likelihoods["y"], "z_lk": out.likelihoods["z"]}
+    torch.save(outputs, tmp_path / "reference_outputs.pt")
+    text = run_benchmark("mlicpp_equivalence", "--reference", tmp_path)
+    assert text.strip().splitlines()[-1] == "EQUIVALENT"
+    assert float(re.search(r"x_hat: (\S+)", text).group(1)) <= 1e-6  # printed as %.3g
