@@ -1,6 +1,7 @@
 """``hdc import mlicpp``: the MLIC++ models of Jiang & Wang (``JiangWeibeta/MLIC``, Apache-2.0).
 
-The published checkpoints keep the weights under ``state_dict`` (compressai 1.2.0b3 names:
+The 2024-04 checkpoints (83.5 M parameters; the 2023-09 ones have an older g_s and LRP and are
+refused) keep the weights under ``state_dict``, beside optimizer and scheduler state (compressai 1.2.0b3 names:
 ``entropy_bottleneck._matrix{i}``/``_bias{i}``/``_factor{i}``; later compressai names are read
 too). Our ``mlicpp`` model computes the same function; the names differ only in the
 containers:
@@ -88,6 +89,13 @@ def convert(state: Mapping[str, torch.Tensor], source: str) -> tuple[dict[str, t
         ),
         source,
     )
+    m = int(state["h_a.reduction.0.weight"].shape[1])
+    first = state.get("g_s.synthesis_transform.0.conv1.weight")
+    if first is not None and int(first.shape[0]) != m:  # SynthesisTransformOld starts M → N
+        raise CheckpointError(
+            f"{source}: an MLIC++ checkpoint of 2023-09 (SynthesisTransformOld, LatentResidualPredictionOld); "
+            "only the 2024-04 checkpoints (83.5 M parameters, the README's 'Update checkpoint') are supported"
+        )
     ours = {_rename(k): v for k, v in state.items() if not DROPPED.search(k)}
     slices = 1 + max(int(k.split(".")[1]) for k in ours if k.startswith("entropy_parameters_anchor."))
     table = ours.get("local_context.0.relative_position_table")
@@ -96,7 +104,7 @@ def convert(state: Mapping[str, torch.Tensor], source: str) -> tuple[dict[str, t
     window = (math.isqrt(table.shape[0]) + 1) // 2
     args = dict(
         N=int(ours["g_a.0.conv1.weight"].shape[0]),
-        M=int(ours["h_a.0.weight"].shape[1]),
+        M=m,
         slices=slices,
         window=window,
         ep_hidden=list(_hidden(ours, "entropy_parameters_anchor.0.fusion.")),

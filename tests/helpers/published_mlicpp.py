@@ -79,3 +79,20 @@ def published_state(model: torch.nn.Module, tables: bool = True) -> dict[str, to
                 state[f"{part}.{name}"] = getattr(ref, part)._buffers[name].clone()
         state["gaussian_conditional.scale_table"] = ref.gaussian_conditional.scale_table.clone()
     return state
+
+
+def published_checkpoint(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> dict:
+    """What MLIC++'s training script saves: the weights beside optimizer and scheduler state
+    (Adam, MultiStepLR, whose milestones are a ``collections.Counter``)."""
+    params = [p for n, p in model.named_parameters() if not n.endswith("quantiles")]
+    aux = [p for n, p in model.named_parameters() if n.endswith("quantiles")]
+    opt, aux_opt = torch.optim.Adam(params, lr=1e-4), torch.optim.Adam(aux, lr=1e-3)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[80, 100], gamma=0.1)
+    return {
+        "epoch": 7,
+        "state_dict": state,
+        "loss": torch.tensor(1.25),
+        "optimizer": opt.state_dict(),
+        "aux_optimizer": aux_opt.state_dict(),
+        "lr_scheduler": sched.state_dict(),
+    }

@@ -33,7 +33,7 @@ def _file(tmp_path, model, edit=None):
     if edit:
         edit(state)
     path = tmp_path / "mlicpp_tiny.pth.tar"
-    torch.save({"state_dict": state, "epoch": 7}, path)
+    torch.save(P.published_checkpoint(model, state), path)
     return path
 
 
@@ -98,6 +98,10 @@ def test_a_swapped_tensor_is_caught_by_the_equivalence(tmp_path):
         (lambda s: s.pop("lrp_anchor.1.lrp_transform.2.bias"), "missing lrp_anchor.1.lrp_transform.2.bias"),
         (lambda s: s.update({"global_inter_context.1.keys.0.bias": torch.zeros(3)}), "has shape (3,)"),
         (lambda s: s.update({"extra.weight": torch.zeros(1)}), "extra extra.weight"),
+        (  # the 2023-09 files: SynthesisTransformOld begins with a block from M to N channels
+            lambda s: s.update({"g_s.synthesis_transform.0.conv1.weight": torch.zeros(32, 64, 3, 3)}),
+            "of 2023-09",
+        ),
     ],
 )
 def test_a_damaged_file_is_one_line_naming_it(tmp_path, edit, needle):
