@@ -34,34 +34,19 @@ import torch
 LIMIT = 1e-6
 SIZE = (128, 192)  # a multiple of 64: MLIC++'s code does not pad
 KODAK = (512, 768)  # the coding time is measured at Kodak's size
-
-
-def _randomise(model: torch.nn.Module, seed: int) -> None:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            r = torch.randn(p.shape, generator=g, dtype=p.dtype)
-            if name.endswith("quantiles"):
-                p[..., 1] += 0.4 * r[..., 1]  # medians off zero
-            elif ".gdn." in name or ".igdn." in name or "entropy_bottleneck" in name:
-                p.mul_(1 + 0.2 * r.abs())  # keep what their reparametrisations need positive
-            elif p.dim() > 1 and "relative_position_table" not in name:
-                fan_in = p[0].numel()
-                p.copy_(r / fan_in**0.5)
-            elif name.endswith("weight"):  # norm scales
-                p.copy_(1 + 0.2 * r)
-            else:  # biases, the position table
-                p.copy_(0.1 * r)
+sys.path.append(str(Path(__file__).resolve().parents[1]))  # the repository root, for tests.helpers
 
 
 def reference_side(out_dir: Path, seed: int) -> None:
     from config.config import model_config  # the checkout's modules
     from models import MLICPlusPlus
 
+    from tests.helpers.published_mlicpp import randomise
+
     torch.set_default_dtype(torch.float64)  # its checkerboard helpers allocate in the default dtype
     torch.manual_seed(seed)
     ref = MLICPlusPlus(model_config()).eval()
-    _randomise(ref, seed)
+    randomise(ref, seed)
     with torch.no_grad():  # the file holds float32: compare on exactly those values
         for t in ref.state_dict().values():
             if t.is_floating_point():

@@ -4,7 +4,8 @@ MLIC++'s code is on no registry, so the suite writes the layout its checkpoints 
 names of ``JiangWeibeta/MLIC``'s modules under compressai 1.2.0b3, the CDF tables built for its
 scale table, each window's ``relative_position_index``) from our model, and checks that the
 import gives back the same function. The one-off comparison with the original code is
-``benchmarks/mlicpp_equivalence.py`` (docs/pretrained.md).
+``benchmarks/mlicpp_equivalence.py`` (docs/pretrained.md), whose reference side calls
+:func:`randomise` under MLIC++'s own compressai: so this module imports only torch at the top.
 """
 
 from __future__ import annotations
@@ -13,9 +14,6 @@ import copy
 import re
 
 import torch
-from compressai.models.base import get_scale_table
-
-from hdc_lightning.models.mlicpp.context import relative_index
 
 # ours → theirs (the inverse of hdc_lightning.importers.mlicpp.RENAMES)
 TO_PUBLISHED = (
@@ -62,6 +60,10 @@ def _published_name(key: str) -> str:
 def published_state(model: torch.nn.Module, tables: bool = True) -> dict[str, torch.Tensor]:
     """``model``'s state as an MLIC++ checkpoint holds it (``tables``: with CDF tables built for
     MLIC++'s own 64-level scale table, as in a file saved after its ``update()``)."""
+    from compressai.models.base import get_scale_table
+
+    from hdc_lightning.models.mlicpp.context import relative_index
+
     state = {
         _published_name(k): v.detach().float() if v.is_floating_point() else v.detach()
         for k, v in model.state_dict().items()

@@ -233,21 +233,16 @@ class MLICPP(CompressionModel):
         return exact_copy(_Parts(self), self._tables())
 
     @staticmethod
-    def _code_half(
-        gc: GaussianConditional, scales: Tensor, means: Tensor, anchor: bool, y_half: Tensor | None
-    ) -> Tensor:
-        """Code (``y_half`` given) or decode one checkerboard half through the shared stream."""
-        sq_scales, sq_means = ckbd.squeeze(scales, anchor), ckbd.squeeze(means, anchor)
-        indexes = gc.build_indexes(sq_scales)
-        if y_half is not None:
-            gc.compress(ckbd.squeeze(y_half, anchor), indexes, sq_means)
-        values = gc.decompress([b""], indexes, torch.float64, sq_means)
-        return ckbd.unsqueeze(values, anchor)
+    def _coding(gc: GaussianConditional, y_slices: Sequence[Tensor] | None = None) -> Quantize:
+        """Code (``y_slices`` given) or decode each checkerboard half through the shared stream."""
 
-    @classmethod
-    def _encoding(cls, gc: GaussianConditional, y_slices: Sequence[Tensor]) -> Quantize:
         def quantize(i: int, anchor: bool, scales: Tensor, means: Tensor) -> Tensor:
-            return cls._code_half(gc, scales, means, anchor, ckbd.keep(y_slices[i], anchor))
+            sq_scales, sq_means = ckbd.squeeze(scales, anchor), ckbd.squeeze(means, anchor)
+            indexes = gc.build_indexes(sq_scales)
+            if y_slices is not None:
+                gc.compress(ckbd.squeeze(y_slices[i], anchor), indexes, sq_means)
+            values = gc.decompress([b""], indexes, torch.float64, sq_means)
+            return ckbd.unsqueeze(values, anchor)
 
         return quantize
 
@@ -266,7 +261,7 @@ class MLICPP(CompressionModel):
             with entropy_side(), shared_stream(parts, coder):
                 eb = parts.entropy_bottleneck
                 z_hat = eb.decompress(eb.compress(z[b : b + 1]), z.shape[-2:])
-                quantize = self._encoding(parts.gaussian_conditional, y[b : b + 1].chunk(self.slices, 1))
+                quantize = self._coding(parts.gaussian_conditional, y[b : b + 1].chunk(self.slices, 1))
                 y_hats.append(self._slices(parts, parts.h_s(z_hat), quantize))
             streams.append(coder.flush())
         return LICCompressed([streams], (h, w), torch.cat(y_hats).float())
@@ -278,10 +273,7 @@ class MLICPP(CompressionModel):
             raise ValueError(f"expected {len(self.stream_names())} streams, got {len(strings)}")
         hp, wp = padded_size(h, w)
         parts = self._exact_parts()
-
-        def quantize(i: int, anchor: bool, scales: Tensor, means: Tensor) -> Tensor:
-            return self._code_half(parts.gaussian_conditional, scales, means, anchor, None)
-
+        quantize = self._coding(parts.gaussian_conditional)
         y_hats = []
         for stream in strings[0]:
             with entropy_side(), shared_stream(parts, SharedDecoder(bytes(stream))):
