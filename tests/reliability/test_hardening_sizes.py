@@ -170,13 +170,13 @@ def test_a_tiled_decode_holds_one_tile_at_a_time(hdc_ckpt):
         pytest.skip("needs /proc/self/clear_refs to measure peak memory")
     grew: dict[str, int] = {}
     for name, data in files.items():
-        (tiled if name != "whole" else whole).decode(data)  # warm-up: lazy init, allocator pools
+        codec = tiled if name != "whole" else whole
+        codec.decode(data)  # warm-up: lazy init, allocator pools
         peaks: list[int] = []
         for _ in range(3):  # the least of three: the allocator's layout varies run to run by tens of MiB
             with peak_rss(peaks):
-                (tiled if name != "whole" else whole).decode(data)
+                codec.decode(data)
         grew[name] = min(peaks)
     canvas = 3 * 512 * 1024 * 4
-    # one tile's working set, the canvas twice (float and bytes) and slack well below a second tile
-    assert grew["tiled"] < grew["one tile"] + 2 * canvas + (48 << 20), grew
+    assert grew["tiled"] < grew["one tile"] + 2 * canvas + (32 << 20), grew
     assert grew["whole"] > 2 * grew["tiled"], grew
