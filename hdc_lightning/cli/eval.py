@@ -78,6 +78,13 @@ def add_parser(sub) -> None:
         help="with --realism: the realism-conditioned decoder at each A (default when the model has one) "
         "or the pixel mix of x̂_lic and x̃",
     )
+    p.add_argument(
+        "--mask",
+        default=None,
+        metavar="MODE",
+        help="hybrid (hdc) checkpoints: which VQ indices are sent, auto | full | 1/4 | 1/9 | none "
+        "(default: each model's mask policy)",
+    )
     p.set_defaults(run=run)
 
 
@@ -123,6 +130,8 @@ def _operating_points(args: argparse.Namespace) -> dict:
     if args.target_bpp is not None and args.realism is not None:
         raise ConfigError("--target-bpp and --realism make different curves; give one of them")
     if args.target_bpp is not None:
+        if args.mask is not None:
+            raise ConfigError("--target-bpp chooses the mask level per image itself; drop --mask")
         return {"target_bpp": parse_targets(args.target_bpp)}
     if args.realism is not None:
         return {
@@ -149,6 +158,11 @@ def run(args: argparse.Namespace) -> int:
     check_device(args.metrics_device, "--metrics-device")
     _check_outputs(args, baselines)
     sweep = _operating_points(args)
+    if args.mask is not None:
+        from hdc_lightning.codec.hybrid import MASK_MODES
+
+        if args.mask not in MASK_MODES:
+            raise ConfigError(f"--mask {args.mask!r}: choose one of {', '.join(MASK_MODES)}")
     opts = EvalOptions(
         tile=args.tile,
         baselines=baselines,
@@ -161,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         device=args.metrics_device,
         codec_device=args.device,
+        mask=args.mask,
         **sweep,
     )
     from hdc_lightning import pretrained

@@ -44,6 +44,7 @@ class EvalOptions:
     target_bpp: Sequence[float] = ()  # one point per rate, rate control over all checkpoints
     realism: Sequence[float] = ()  # one point per decode realism of the single checkpoint
     realism_mode: str | None = None  # learned | blend (None: the model's default, HybridCodec.realism_mode)
+    mask: str | None = None  # hybrid checkpoints: which VQ indices are sent (None: each model's mask policy)
 
 
 @dataclass

@@ -73,10 +73,15 @@ def _unique(labels: list[str]) -> list[str]:
     return out
 
 
-def _load_codec(path: Path, device: str = "cpu", tile: int | None = None) -> Codec:
+def _load_codec(path: Path, device: str = "cpu", tile: int | None = None, mask: str | None = None) -> Codec:
     from hdc_lightning.codec.api import load_codec  # lazy: needs the model packages
 
-    return load_codec(path, device=device, tile=tile)
+    if mask is None:
+        return load_codec(path, device=device, tile=tile)
+    try:
+        return load_codec(path, device=device, tile=tile, mask=mask)
+    except TypeError:  # a codec without mask levels (a LIC-only checkpoint)
+        raise ConfigError(f"{path}: --mask applies to hybrid (hdc) checkpoints; this one has no VQ stream") from None
 
 
 # ---- BD anchor -----------------------------------------------------------------------
@@ -178,6 +183,7 @@ def _settings(data: str | Path, opts: EvalOptions, suite: MetricSuite, peak: flo
         "tile": opts.tile,
         **({"target_bpp": list(opts.target_bpp)} if opts.target_bpp else {}),
         **({"realism": list(opts.realism), "realism_mode": opts.realism_mode} if opts.realism else {}),
+        **({"mask": opts.mask} if opts.mask else {}),
         "unavailable": dict(suite.unavailable),
         "peak_rss_mib": round(peak, 1),
     }
@@ -230,7 +236,7 @@ def run_eval(
     replaces the Inception feature extractor of FID/KID (uint8 patches → features).
     """
     opts = opts or EvalOptions()
-    loader = loader or (lambda path: _load_codec(path, device=opts.codec_device, tile=opts.tile))
+    loader = loader or (lambda path: _load_codec(path, device=opts.codec_device, tile=opts.tile, mask=opts.mask))
     for b in opts.baselines:
         classical.get(b)  # unknown/unsupported codec: fail now
     check_curve_name(name)
