@@ -14,9 +14,13 @@ from tests.helpers.configs import fit_ddp, fit_overrides
 from tests.helpers.models import tiny_model
 
 
-def _copied(seed: int = 0):
+def _copied(seed: int = 0, **args):
     """A tiny hybrid whose perceptual decoder was loaded from its VQ decoder, as the recipes do."""
-    model, _ = tiny_model("hdc", seed)
+    if args:
+        torch.manual_seed(seed)
+        model = build("model", "hdc", preset="tiny", **args).eval()
+    else:
+        model, _ = tiny_model("hdc", seed)
     model.perceptual.g_s.load_state_dict(model.vq.g_s.state_dict())
     model.perceptual.post_quant.load_state_dict(model.vq.post_quant.state_dict())
     return model
@@ -37,6 +41,56 @@ def test_zero_initialised_injection_reproduces_the_latent_only_output_exactly():
         z = model.correction(model.vq.embed(d_hat), x_hat_lic).z
         old = model.vq.decode(z)
     assert torch.equal(new, old)
+
+
+def _y_hat(model, seed: int = 2):
+    """A LIC latent of a larger padded image than x̂_lic's token grid (the decoder crops it)."""
+    return torch.randn(2, model.lic.M, 4, 4, generator=torch.Generator().manual_seed(seed)) * 3
+
+
+def test_the_lic_latent_starts_with_no_effect_and_then_matters():
+    model = _copied(perceptual_latent=True)
+    d_hat, x_hat_lic = _inputs(model)
+    y_hat = _y_hat(model)
+    with torch.no_grad():
+        z = model.correction(model.vq.embed(d_hat), x_hat_lic).z
+        assert torch.equal(model.correct_and_decode(d_hat, x_hat_lic, DRVs(), y_hat=y_hat), model.vq.decode(z))
+    model.correct_and_decode(d_hat, x_hat_lic, DRVs(), y_hat=y_hat).square().mean().backward()
+    assert set(model.perceptual.sft_latent) == {str(s) for s in model.perceptual.scales}
+    for s, sft in model.perceptual.sft_latent.items():
+        for conv in (sft.gamma, sft.beta):
+            assert conv.weight.grad is not None and conv.weight.grad.abs().sum() > 0, s
+    with torch.no_grad():
+        for sft in model.perceptual.sft_latent.values():
+            sft.beta.weight.add_(1e-2 * sft.beta.weight.grad.sign())
+        a = model.correct_and_decode(d_hat, x_hat_lic, DRVs(), y_hat=y_hat)
+        b = model.correct_and_decode(d_hat, x_hat_lic, DRVs(), y_hat=_y_hat(model, seed=3))
+    assert not torch.equal(a, b)  # trained, x̃ reads the latent
+    with pytest.raises(ValueError, match="y_hat"):
+        model.correct_and_decode(d_hat, x_hat_lic, DRVs())
+    with pytest.raises(ConfigError, match="perceptual_latent"):
+        build("model", "hdc", preset="tiny", perceptual="latent", perceptual_latent=True)
+
+
+def test_the_training_forward_and_the_decoder_give_the_latent_alike():
+    """The decoder feeds the perceptual decoder the ŷ it decodes x̂ from, and that is the latent
+    the training forward sees (up to the exact entropy side's rounding of the means)."""
+    model = _copied(perceptual_latent=True)
+    with torch.no_grad():
+        for sft in model.perceptual.sft_latent.values():
+            torch.nn.init.normal_(sft.beta.weight, std=0.1)
+    model.update(force=True)
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(5))
+    _, y_hat = model.base_latent(x)
+    with torch.no_grad():
+        c = model.compress(x, "full", 0, 1)
+        decoded = model.decompress(c.lic_strings, c.schedule, c.indices, c.shape, c.seed, c.steps)
+        assert torch.allclose(decoded.y_hat, y_hat, atol=1e-3)
+        x_hat_lic = model.enhance(decoded.x_hat, decoded.drvs)
+        ref = model.correct_and_decode(decoded.d_hat, x_hat_lic, decoded.drvs, None, decoded.y_hat)
+        other = model.correct_and_decode(decoded.d_hat, x_hat_lic, decoded.drvs, None, decoded.y_hat + 1)
+    assert torch.allclose(decoded.x_tilde, ref.clamp(0, 1), atol=1e-5)
+    assert not torch.allclose(decoded.x_tilde, other.clamp(0, 1), atol=1e-5)
 
 
 def test_the_latent_mode_is_the_papers_path():
@@ -105,7 +159,8 @@ def test_scales_must_be_up_levels_of_the_decoder():
 
 @pytest.mark.ddp
 def test_fusion_phase_with_the_perceptual_decoder_under_two_process_ddp(tiny_data, tmp_path):
-    """Every parameter of the perceptual decoder takes part in every backward (no unused ones)."""
+    """Every parameter of the perceptual decoder takes part in every backward (no unused ones),
+    the SFTs of the LIC latent (``perceptual_latent``) included."""
     args = fit_overrides(
         tmp_path,
         **tiny_data,
@@ -118,9 +173,11 @@ def test_fusion_phase_with_the_perceptual_decoder_under_two_process_ddp(tiny_dat
             "phase.image_every": 0,
             "phase.correction_loss": "mse",
             "phase.correction_weight": 150.0,
+            "model.args.perceptual_latent": True,  # every injection, the LIC latent's too
         },
     )
     fit_ddp("fusion/tiny.yaml", args)
     state = safe_load(tmp_path / "t" / "checkpoints" / "last.ckpt")["state_dict"]
-    sft = [k for k in state if k.startswith("model.perceptual.sft.") and k.endswith("gamma.weight")]
+    sft = [k for k in state if k.startswith("model.perceptual.sft") and k.endswith("gamma.weight")]
+    assert any(".sft_latent." in k for k in sft)
     assert sft and all(state[k].abs().sum() > 0 for k in sft)  # zero at init: they learned

@@ -93,6 +93,36 @@ class FidelityPyramid(nn.Module):
         return {s: out[s] for s in self.scales}
 
 
+LATENT_SCALE = 16  # the LIC latent ŷ is at 1/16 of the (padded) image, the VQ token grid
+
+
+class LatentPyramid(nn.Module):
+    """The LIC latent ŷ (1/16) → features at 1/16, 1/8, …, 1/min(scales) (nearest ×2 + conv, SiLU).
+
+    ŷ holds what the MSE-trained g_s averages away (HiFiC decodes its generator from it), so the
+    decoder reads it beside the pixels of x̂_lic."""
+
+    def __init__(self, latent_ch: int, scales: Sequence[int], cond_ch: int, padding_mode: str):
+        super().__init__()
+        self.scales = tuple(sorted(int(s) for s in scales))
+        if self.scales[-1] > LATENT_SCALE:
+            raise ValueError(f"latent scales {self.scales} must be at most 1/{LATENT_SCALE}, the LIC latent's")
+        depth = LATENT_SCALE.bit_length() - self.scales[0].bit_length()
+        self.stem = nn.Conv2d(latent_ch, cond_ch, 3, padding=1, padding_mode=padding_mode)
+        self.up = nn.ModuleList(
+            nn.Conv2d(cond_ch, cond_ch, 3, padding=1, padding_mode=padding_mode) for _ in range(depth)
+        )
+
+    def forward(self, y_hat: torch.Tensor) -> dict[int, torch.Tensor]:
+        f = F.silu(self.stem(y_hat))
+        out, s = {LATENT_SCALE: f}, LATENT_SCALE
+        for conv in self.up:
+            f = F.silu(conv(F.interpolate(f, scale_factor=2, mode="nearest")))
+            s //= 2
+            out[s] = f
+        return {s: out[s] for s in self.scales}
+
+
 @register(
     "model",
     "perceptual_decoder",
@@ -116,6 +146,10 @@ class PerceptualDecoder(nn.Module):
         x̂_lic ─ FidelityPyramid ──────── f₈ ──────────── f₄ ──────────── f₂ ──────────── f₁
         realism a ─ MLP(0-init heads) ─ FiLM after each SFT (``realism=True``)
 
+    ``latent_ch > 0`` (HDCModel's ``perceptual_latent``) adds a second zero-initialised SFT per
+    scale fed by the LIC latent ŷ (:class:`LatentPyramid`): the decoder then also reads what the
+    bits say beyond the MSE decoder's average, and still starts as the output without it.
+
     ``realism=True`` makes it one decoder for a range of realism levels a ∈ [0, 1] (Agustsson
     et al., "Multi-Realism Image Compression with a Conditional Generator", CVPR 2023): the
     training loss weights LPIPS by a per example, so a = 0 is the MSE-trained output and a = 1
@@ -128,6 +162,7 @@ class PerceptualDecoder(nn.Module):
         scales: Sequence[int] = (8, 4, 2),
         cond_ch: int = 32,
         realism: bool = False,
+        latent_ch: int = 0,
     ):
         super().__init__()
         if decoder_args is None:
@@ -144,6 +179,12 @@ class PerceptualDecoder(nn.Module):
         self.pyramid = FidelityPyramid(self.scales, cond_ch, pm)
         self.sft = nn.ModuleDict({str(s): SFT(cond_ch, channels[s], pm) for s in self.scales})
         self.realism = RealismEmbedding({s: channels[s] for s in self.scales}, 2 * cond_ch) if realism else None
+        self.latent_ch = int(latent_ch)
+        if self.latent_ch > 0:
+            self.latent = LatentPyramid(self.latent_ch, self.scales, cond_ch, pm)
+            self.sft_latent = nn.ModuleDict({str(s): SFT(cond_ch, channels[s], pm) for s in self.scales})
+        else:
+            self.latent = self.sft_latent = None
 
     @property
     def conditioned(self) -> bool:
@@ -151,12 +192,31 @@ class PerceptualDecoder(nn.Module):
         return self.realism is not None
 
     def forward(
-        self, z: torch.Tensor, x_hat_lic: torch.Tensor, realism: torch.Tensor | float | None = None
+        self,
+        z: torch.Tensor,
+        x_hat_lic: torch.Tensor,
+        realism: torch.Tensor | float | None = None,
+        y_hat: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Corrected latent ``z`` [B, D, h, w] and x̂_lic [B, 3, 16h, 16w] → x̃, about [0, 1];
-        ``realism``: a in [0, 1], a number or one per example (ignored unless ``conditioned``)."""
+        ``realism``: a in [0, 1], a number or one per example (ignored unless ``conditioned``);
+        ``y_hat``: the LIC latent [B, latent_ch, ≥h, ≥w] (used and required when ``latent_ch > 0``;
+        a latent of a larger padded image is cropped to z's grid)."""
         check_image(x_hat_lic, max(self.scales), "x_hat_lic")
         feats = self.pyramid(x_hat_lic)
+        latent: dict[int, torch.Tensor] = {}
+        if self.latent is not None:
+            h, w = z.shape[-2:]
+            if (
+                y_hat is None
+                or y_hat.dim() != 4
+                or y_hat.shape[1] != self.latent_ch
+                or y_hat.shape[-2] < h
+                or y_hat.shape[-1] < w
+            ):
+                got = None if y_hat is None else tuple(y_hat.shape)
+                raise ValueError(f"y_hat must be the LIC latent [B, {self.latent_ch}, >={h}, >={w}], got {got}")
+            latent = self.latent(y_hat[..., :h, :w].to(z.dtype))
         films: dict[int, torch.Tensor] = {}
         if self.realism is not None:
             a = torch.as_tensor(1.0 if realism is None else realism, dtype=z.dtype, device=z.device)
@@ -167,6 +227,8 @@ class PerceptualDecoder(nn.Module):
             if s not in feats:
                 return h
             h = self.sft[str(s)](h, feats[s])
+            if s in latent:
+                h = self.sft_latent[str(s)](h, latent[s])
             return film(h, films[s]) if s in films else h
 
         return (self.g_s(self.post_quant(z), inject) + 1) / 2

@@ -153,15 +153,15 @@ class HybridCoding:
             return HDCDecoded(None, fidelity, x_hat, lic.y_hat, drvs, None, sent, sched)
         with _timed(timings, "predictor", dev):
             d_hat = self.predictor.decode(received[None].to(dev), sent[None].to(dev), x_hat_lic, drvs.v_P, steps)
-        x_tilde = self._decode_latent(d_hat, x_hat_lic, drvs, timings, dev, realism)
+        x_tilde = self._decode_latent(d_hat, x_hat_lic, drvs, timings, dev, realism, lic.y_hat.to(dev))
         return HDCDecoded(x_tilde[..., :h, :w].clamp(0, 1), fidelity, x_hat, lic.y_hat, drvs, d_hat, sent, sched)
 
     def _decode_latent(
-        self, d_hat: Tensor, x_hat_lic: Tensor, drvs: DRVs, timings: dict | None, dev, realism=None
+        self, d_hat: Tensor, x_hat_lic: Tensor, drvs: DRVs, timings: dict | None, dev, realism=None, y_hat=None
     ) -> Tensor:
         with _timed(timings, "correction", dev):
             z = self.vq.embed(d_hat)
             if self.correction is not None:
                 z = self.correction(z, x_hat_lic, drvs.v_P if self.use_correction_drv else None).z
         with _timed(timings, "vq_decode", dev):
-            return self.vq.decode(z) if self.perceptual is None else self.perceptual(z, x_hat_lic, realism)
+            return self.vq.decode(z) if self.perceptual is None else self.perceptual(z, x_hat_lic, realism, y_hat)

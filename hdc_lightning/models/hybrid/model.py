@@ -101,6 +101,8 @@ class HDCModel(HybridCoding, nn.Module):
         perceptual: "inject" (default: x̃ from a VQ-decoder copy that sees x̂_lic at several
             scales, :class:`~hdc_lightning.models.fusion.PerceptualDecoder`) | "latent" (the
             paper's latent-only path, x̃ = vq.decode(z'); the ablation).
+        perceptual_latent: True also feeds the LIC latent ŷ to the perceptual decoder (a second
+            zero-initialised SFT per scale; ``inject`` only).
         drv_seed: the default DRV seed the codec writes into its header.
     """
 
@@ -117,6 +119,7 @@ class HDCModel(HybridCoding, nn.Module):
         correction_drv: bool = True,
         drv_seed: int = 0,
         perceptual: str = "inject",
+        perceptual_latent: bool = False,
     ):
         super().__init__()
         parts = dict(parts or {})
@@ -164,14 +167,27 @@ class HDCModel(HybridCoding, nn.Module):
             else None
         )
         self.perceptual_mode = perceptual
-        self.perceptual = make("perceptual", decoder_args=self.vq.decoder_args) if perceptual == "inject" else None
+        if perceptual_latent and perceptual != "inject":
+            raise ConfigError(
+                "model.args.perceptual_latent: the LIC latent feeds the perceptual decoder; needs perceptual=inject"
+            )
+        self.perceptual = (
+            make("perceptual", decoder_args=self.vq.decoder_args, latent_ch=self.lic.M if perceptual_latent else 0)
+            if perceptual == "inject"
+            else None
+        )
         self.masks = make("masks")
 
     # ---- building blocks shared by training and decoding ---------------------------------
     def base_reconstruction(self, x: Tensor) -> Tensor:
         """Training-path x̂ of the frozen LIC (eval-mode rounding), clamped like the decoder's."""
+        return self.base_latent(x)[0]
+
+    def base_latent(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(x̂, ŷ) of the frozen LIC: :meth:`base_reconstruction` and the latent it decodes."""
         with torch.no_grad():
-            return self.lic(x).x_hat.clamp(0, 1)
+            out = self.lic(x)
+        return out.x_hat.clamp(0, 1), out.y_hat
 
     def extract(self, x_hat: Tensor, x: Tensor) -> DRVs:
         """Ground-truth DRVs (training only); empty when DRVs are switched off."""
@@ -197,10 +213,13 @@ class HDCModel(HybridCoding, nn.Module):
         """Whether x̃ depends on a realism level (a realism-conditioned perceptual decoder)."""
         return self.perceptual is not None and self.perceptual.conditioned
 
-    def correct_and_decode(self, d_hat: Tensor, x_hat_lic: Tensor, drvs: DRVs, realism=None) -> Tensor:
+    def correct_and_decode(
+        self, d_hat: Tensor, x_hat_lic: Tensor, drvs: DRVs, realism=None, y_hat: Tensor | None = None
+    ) -> Tensor:
         """x̃ from z' = z_q + Δ(z_q, x̂_lic, v_P) (z_q without correction), by the perceptual
-        decoder with x̂_lic injected, or by the VQ decoder (``perceptual="latent"``)."""
-        return self._decode_latent(d_hat, x_hat_lic, drvs, None, None, realism)
+        decoder with x̂_lic (and ŷ, ``perceptual_latent``) injected, or by the VQ decoder
+        (``perceptual="latent"``)."""
+        return self._decode_latent(d_hat, x_hat_lic, drvs, None, None, realism, y_hat)
 
     def training_masks(self, b: int, h: int, w: int, device=None, reveal_max: float = 0.0) -> Tensor:
         return self.masks.training_masks(b, h, w, device=device, reveal_max=reveal_max)
@@ -215,6 +234,7 @@ class HDCModel(HybridCoding, nn.Module):
         indices: Tensor | None = None,
         detach_lic: bool = True,
         realism: Tensor | None = None,
+        y_hat: Tensor | None = None,
     ) -> HDCOutput:
         """Everything after the DRVs: enhancer, T (with ``sent``), correction, VQ decoder.
 
@@ -229,7 +249,7 @@ class HDCModel(HybridCoding, nn.Module):
         cond = x_hat_lic.detach() if detach_lic else x_hat_lic
         logits = self.predictor(indices, sent, cond, drvs.v_P).logits
         d_hat = torch.where(sent.expand_as(indices), indices, logits.detach().argmax(1))
-        x_tilde = self.correct_and_decode(d_hat, cond, drvs, realism)
+        x_tilde = self.correct_and_decode(d_hat, cond, drvs, realism, y_hat)
         out = HDCOutput(x_hat, drvs, x_hat_lic, indices, sent.expand_as(indices), logits, d_hat, x_tilde)
         return out._replace(realism=realism if self.learned_realism else None)
 
@@ -258,7 +278,7 @@ class HDCModel(HybridCoding, nn.Module):
         b, _, h, w = x.shape
         if sent is None:
             sent = self.training_masks(b, h // TOKEN, w // TOKEN, device=x.device, reveal_max=reveal_max)
-        x_hat = self.base_reconstruction(x)
+        x_hat, y_hat = self.base_latent(x)
         target = None
         if drv_source == "extracted":
             drvs = self.extract(x_hat, x)
@@ -272,7 +292,8 @@ class HDCModel(HybridCoding, nn.Module):
             raise ValueError(f"drv_source must be extracted, unrolled or sampled, got {drv_source!r}")
         if not fuse:
             return HDCOutput(x_hat, drvs, None, None, sent, None, None, None, target)
-        return self.fuse(x, x_hat, drvs, sent, detach_lic=detach_lic, realism=realism)._replace(drv_target=target)
+        out = self.fuse(x, x_hat, drvs, sent, detach_lic=detach_lic, realism=realism, y_hat=y_hat)
+        return out._replace(drv_target=target)
 
     # ---- coding ----------------------------------------------------------------------------
     def update(self, force: bool = False, **_: Any) -> bool:
