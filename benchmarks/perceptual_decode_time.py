@@ -1,13 +1,14 @@
-"""Decode time of the hybrid with the perceptual decoder (x̂_lic injected) beside the latent-only path.
+"""Decode time of the hybrid with the perceptual decoder (x̂_lic injected; also with the LIC
+latent ŷ, ``perceptual_latent``) beside the latent-only path.
 
     python benchmarks/perceptual_decode_time.py [--data data/demo/val] [--limit 24] [--preset small]
     python benchmarks/perceptual_decode_time.py --data KODAK --ckpt small --ckpt-latent RUN/fusion/checkpoints/last.ckpt
 
-Both models decode the same images in one run, alternating image by image, at the codec's
-pinned thread count; it prints the median seconds per image of each, the ratio, and the share
-of the x̃ decoder (``vq_decode`` in the codec's timings). Without checkpoints both are the
-``--preset`` with random weights (decode time barely depends on the weights; the mask level
-and so T's work does, so ``--mask`` is fixed, default 1/4).
+The three models decode the same images in one run, alternating image by image, at the codec's
+pinned thread count; it prints the median seconds per image of each, the ratios to the
+latent-only path, and the share of the x̃ decoder (``vq_decode`` in the codec's timings). A
+model without a checkpoint is the ``--preset`` with random weights (decode time barely depends
+on the weights; the mask level and so T's work does, so ``--mask`` is fixed, default 1/4).
 """
 
 from __future__ import annotations
@@ -29,11 +30,18 @@ from hdc_lightning.codec.imageio import read_image  # noqa: E402
 from hdc_lightning.data.images import list_images  # noqa: E402
 from hdc_lightning.registry import build_spec  # noqa: E402
 
+# variant → the hdc model args that make it
+VARIANTS = {
+    "inject": {"perceptual": "inject"},
+    "inject+ŷ": {"perceptual": "inject", "perceptual_latent": True},
+    "latent": {"perceptual": "latent"},
+}
 
-def random_checkpoint(folder: Path, preset: str, perceptual: str) -> str:
-    spec = {"name": "hdc", "preset": preset, "args": {"perceptual": perceptual}}
+
+def random_checkpoint(folder: Path, preset: str, variant: str) -> str:
+    spec = {"name": "hdc", "preset": preset, "args": dict(VARIANTS[variant])}
     torch.manual_seed(0)
-    path = folder / f"{preset}-{perceptual}.pt"
+    path = folder / f"{preset}-{variant.replace('+', '-').replace('ŷ', 'y')}.pt"
     export_checkpoint(build_spec("model", spec).eval(), spec, str(path))
     return str(path)
 
@@ -44,6 +52,7 @@ def main(argv=None) -> int:
     p.add_argument("--limit", type=int, default=24)
     p.add_argument("--preset", default="small")
     p.add_argument("--ckpt", default=None, help="hybrid with the perceptual decoder (name or path)")
+    p.add_argument("--ckpt-y", default=None, help="hybrid whose perceptual decoder also reads ŷ (name or path)")
     p.add_argument("--ckpt-latent", default=None, help="hybrid with the latent-only path (name or path)")
     p.add_argument("--mask", default="1/4")
     args = p.parse_args(argv)
@@ -56,10 +65,8 @@ def main(argv=None) -> int:
         print(f"perceptual_decode_time: {args.data}: no images (make demo-data builds data/demo); nothing measured")
         return 0
     with tempfile.TemporaryDirectory() as tmp:
-        refs = {
-            "inject": args.ckpt or random_checkpoint(Path(tmp), args.preset, "inject"),
-            "latent": args.ckpt_latent or random_checkpoint(Path(tmp), args.preset, "latent"),
-        }
+        given = {"inject": args.ckpt, "inject+ŷ": args.ckpt_y, "latent": args.ckpt_latent}
+        refs = {k: given[k] or random_checkpoint(Path(tmp), args.preset, k) for k in VARIANTS}
         codecs = {k: load_codec(v, mask=args.mask) for k, v in refs.items()}
         times = {k: [] for k in codecs}
         shares = {k: [] for k in codecs}
@@ -78,8 +85,9 @@ def main(argv=None) -> int:
     print(f"{len(files)} images from {args.data}, mask {args.mask}, {torch.get_num_threads()} torch threads")
     for k in codecs:
         share = f", x̃ decoder {100 * statistics.median(shares[k]):.0f} % of it"
-        print(f"  {k:7s} {med[k]:.3f} s per image (median){share}  [{refs[k]}]")
-    print(f"  ratio inject / latent: {med['inject'] / med['latent']:.2f}")
+        print(f"  {k:8s} {med[k]:.3f} s per image (median){share}  [{refs[k]}]")
+    for k in ("inject", "inject+ŷ"):
+        print(f"  ratio {k} / latent: {med[k] / med['latent']:.2f}")
     return 0
 
 

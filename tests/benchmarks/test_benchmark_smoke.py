@@ -70,6 +70,7 @@ def test_perceptual_decode_time_of_the_tiny_preset(tmp_path):
     out = run_benchmark("perceptual_decode_time", "--data", photos(tmp_path, 64, 96), "--preset", "tiny")
     assert "1 images from" in out
     assert number_after("ratio inject / latent:", out) > 0
+    assert number_after("ratio inject\\+ŷ / latent:", out) > 0
 
 
 def test_rate_overhead_trains_a_tiny_lic_and_prints_its_ratio(tmp_path):
