@@ -18,7 +18,7 @@ def setup(tmp_path_factory):
     folder = d / "imgs"
     folder.mkdir()
     write_image(folder / "a.png", synthetic_image(64, 96, seed=4))
-    hdc = random_init_checkpoint(d / "hdc-tiny.ckpt", {"name": "hdc", "preset": "tiny", "args": {}}, seed=0)
+    hdc = random_init_checkpoint(d / "hdc-tiny.ckpt", "hdc", seed=0)
     lic = random_init_checkpoint(d / "lic-tiny.ckpt", "lic", seed=0)
     return d, folder, hdc, lic
 

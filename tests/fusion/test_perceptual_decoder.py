@@ -16,14 +16,18 @@ from tests.helpers.models import tiny_model
 
 def _copied(seed: int = 0, **args):
     """A tiny hybrid whose perceptual decoder was loaded from its VQ decoder, as the recipes do."""
-    if args:
-        torch.manual_seed(seed)
-        model = build("model", "hdc", preset="tiny", **args).eval()
-    else:
-        model, _ = tiny_model("hdc", seed)
+    model, _ = tiny_model("hdc", seed, **args)
     model.perceptual.g_s.load_state_dict(model.vq.g_s.state_dict())
     model.perceptual.post_quant.load_state_dict(model.vq.post_quant.state_dict())
     return model
+
+
+def _assert_gradients_reach(sfts, scales) -> None:
+    """One SFT per scale, and the loss reaches both zero-initialised convs of each."""
+    assert set(sfts) == {str(s) for s in scales}
+    for s, sft in sfts.items():
+        for conv in (sft.gamma, sft.beta):
+            assert conv.weight.grad is not None and conv.weight.grad.abs().sum() > 0, s
 
 
 def _inputs(model, seed: int = 1):
@@ -56,10 +60,7 @@ def test_the_lic_latent_starts_with_no_effect_and_then_matters():
         z = model.correction(model.vq.embed(d_hat), x_hat_lic).z
         assert torch.equal(model.correct_and_decode(d_hat, x_hat_lic, DRVs(), y_hat=y_hat), model.vq.decode(z))
     model.correct_and_decode(d_hat, x_hat_lic, DRVs(), y_hat=y_hat).square().mean().backward()
-    assert set(model.perceptual.sft_latent) == {str(s) for s in model.perceptual.scales}
-    for s, sft in model.perceptual.sft_latent.items():
-        for conv in (sft.gamma, sft.beta):
-            assert conv.weight.grad is not None and conv.weight.grad.abs().sum() > 0, s
+    _assert_gradients_reach(model.perceptual.sft_latent, model.perceptual.scales)
     with torch.no_grad():
         for sft in model.perceptual.sft_latent.values():
             sft.beta.weight.add_(1e-2 * sft.beta.weight.grad.sign())
@@ -107,10 +108,7 @@ def test_gradients_reach_every_injection():
     model = _copied()
     d_hat, x_hat_lic = _inputs(model)
     model.correct_and_decode(d_hat, x_hat_lic, DRVs()).square().mean().backward()
-    assert set(model.perceptual.sft) == {str(s) for s in model.perceptual.scales}
-    for s, sft in model.perceptual.sft.items():
-        for conv in (sft.gamma, sft.beta):
-            assert conv.weight.grad is not None and conv.weight.grad.abs().sum() > 0, s
+    _assert_gradients_reach(model.perceptual.sft, model.perceptual.scales)
     # one Adam-sized step on the SFTs makes x̂_lic matter: the output then depends on it
     with torch.no_grad():
         for sft in model.perceptual.sft.values():
