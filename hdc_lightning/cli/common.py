@@ -1,4 +1,4 @@
-"""Checks several subcommands share: device names and where outputs may go."""
+"""Checks several subcommands share: device names, mask levels and where outputs may go."""
 
 from __future__ import annotations
 
@@ -27,6 +27,18 @@ def check_device(name: str | None, flag: str = "--device") -> str | None:
     elif dev.type != "cpu":
         raise ConfigError(f"{flag} {name}: device type {dev.type!r} is not supported here (use cpu or cuda)")
     return name
+
+
+def check_mask(level: str | None, flag: str = "--mask") -> str | None:
+    """A mask level of the hybrid format (checked here, not by argparse choices, so the list
+    lives once, in ``codec.hybrid``, and is imported only when the flag is given)."""
+    if level is None:
+        return None
+    from hdc_lightning.codec.hybrid import MASK_MODES
+
+    if level not in MASK_MODES:
+        raise ConfigError(f"{flag} {level!r}: choose one of {', '.join(MASK_MODES)}")
+    return level
 
 
 def add_force(p) -> None:

@@ -51,8 +51,9 @@ def add_parser(sub) -> None:
         "--mask",
         dest="opt_mask",
         default=None,
-        choices=("auto", "1/4", "1/9", "full", "none"),
-        help="hybrid (hdc) checkpoints: which VQ indices are sent (default: the model's mask policy)",
+        metavar="LEVEL",
+        help="hybrid (hdc) checkpoints: which VQ indices are sent, auto | full | 1/4 | 1/9 | none "
+        "(default: the model's mask policy)",
     )
     p.add_argument(
         "--tile",
@@ -73,7 +74,7 @@ def codec_options(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hdc_lightning.cli.common import check_device
+    from hdc_lightning.cli.common import check_device, check_mask
     from hdc_lightning.codec import load_codec
     from hdc_lightning.codec.container import bits_per_pixel
     from hdc_lightning.codec.imageio import read_image
@@ -91,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
     image = read_image(args.image)
     out = check_output(args.output or Path(args.image).with_suffix(".hdc"), [args.image, *ckpts], args.force)
     check_device(args.opt_device)
+    check_mask(args.opt_mask)
     check_tile(args.opt_tile, flag="--tile")
     options = codec_options(args)
     try:

@@ -144,7 +144,7 @@ def _operating_points(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hdc_lightning.cli.common import check_device
+    from hdc_lightning.cli.common import check_device, check_mask
     from hdc_lightning.codec.tiles import check_tile
     from hdc_lightning.errors import ConfigError
     from hdc_lightning.evaluation import classical
@@ -158,11 +158,7 @@ def run(args: argparse.Namespace) -> int:
     check_device(args.metrics_device, "--metrics-device")
     _check_outputs(args, baselines)
     sweep = _operating_points(args)
-    if args.mask is not None:
-        from hdc_lightning.codec.hybrid import MASK_MODES
-
-        if args.mask not in MASK_MODES:
-            raise ConfigError(f"--mask {args.mask!r}: choose one of {', '.join(MASK_MODES)}")
+    check_mask(args.mask)
     opts = EvalOptions(
         tile=args.tile,
         baselines=baselines,

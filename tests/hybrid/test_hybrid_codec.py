@@ -162,6 +162,9 @@ def test_cli_option_errors_are_one_line(tmp_path, hdc_ckpt, image, capsys):
     assert main(["compress", str(png), "--ckpt", str(lic_ck), "--mask", "1/4"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--mask" in err
+    assert main(["compress", str(png), "--ckpt", str(hdc_ckpt), "--mask", "1/3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "'1/3'" in err and "1/9" in err, err
     hdc = tmp_path / "img.hdc"
     assert main(["compress", str(png), "-o", str(hdc), "--ckpt", str(lic_ck)]) == 0
     assert main(["decompress", str(hdc), "--ckpt", str(lic_ck), "--output", "fidelity"]) == 2
