@@ -8,7 +8,7 @@ with real bytes (bpp = file bytes × 8 / pixels) and the project's one metrics m
 
 * ``lic``: the LIC stream alone, one point per trained λ (``RUNS/lic_lo``, ``lic``, ``lic_hi``, or
   the shipped copies ``small-lic-lo``, ``small-lic``, ``small-lic-hi``);
-* ``hdc-fidelity`` / ``hdc-perceptual``: the hybrid's x̂_lic and x̃ at each mask level;
+* ``hdc-fidelity`` / ``hdc-perceptual``: the hybrid's x̂_lic and x̃ at each mask level of ``--masks``;
 * ``vq``: the VQ stream alone (the full index map, entropy-coded, through the VQ decoder);
 * ``jpeg`` / ``webp`` / ``avif``: each image matched to the hybrid's own bpp at each level;
 * T's masked index accuracy (unsent positions), and two decode-time knock-outs of the trained
@@ -16,7 +16,7 @@ with real bytes (bpp = file bytes × 8 / pixels) and the project's one metrics m
 * ``--ablation NAME=CKPT``: retrained ablations (e.g. no DRV at all, or ``latent``: the paper's
   latent-only perceptual path) at the same mask levels;
 * ``crops.png``: a centre crop of each of ``--crops`` (kodim01, kodim05, kodim23) by every codec
-  side by side, at the mask level ``CROP_MASK`` and the classical codecs matched to it.
+  side by side, at the model's own mask policy and the classical codecs matched to it.
 
 It prints one table, writes ``study.json``, a CompressAI-style JSON per curve and
 ``rd.png`` (bpp vs PSNR and vs LPIPS), and BD-rates of the hybrid against the LIC alone and
@@ -49,12 +49,11 @@ from hdc_lightning.models.lic import pad_image
 
 LIC_RUNS = ("lic_lo", "lic", "lic_hi")
 SHIPPED_LIC = {"lic_lo": "small-lic-lo", "lic": "small-lic", "lic_hi": "small-lic-hi"}  # fp16 copies of the runs
-MASKS = ("1/9", "1/4", "auto", "full")
+MASKS = ("none", "1/9", "1/4", "auto", "full")
 ABLATION_MASKS = ("1/4", "auto")
 CLASSICAL = ("jpeg", "webp", "avif")
 COLUMNS = ("bpp", "psnr-rgb", "ms-ssim-rgb", "lpips")
 TABLE = (*COLUMNS, "x_dists_subset")
-CROP_MASK = "auto"
 CROP_CURVES = ("hdc-perceptual", "hdc-fidelity", "lic", "vq", "jpeg", "webp", "avif")
 CROP = 192
 
@@ -73,6 +72,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--limit", type=int, default=None, help="first N images only")
     p.add_argument("--dists-images", type=int, default=8, help="DISTS on the first N images only (it is slow on CPU)")
     p.add_argument(
+        "--masks",
+        default=",".join(MASKS),
+        help="comma-separated mask levels of the hybrid (and of the classical codecs matched to it)",
+    )
+    p.add_argument(
         "--crops", nargs="*", default=["kodim01.png", "kodim05.png", "kodim23.png"], help="images of crops.png"
     )
     p.add_argument(
@@ -90,6 +94,14 @@ def parse_args(argv=None) -> argparse.Namespace:
         "(no LIC ladder, VQ stream or classical codecs)",
     )
     return p.parse_args(argv)
+
+
+def parse_masks(text: str) -> tuple[str, ...]:
+    masks = tuple(m.strip() for m in text.split(",") if m.strip())
+    bad = [m for m in masks if m not in MASKS]
+    if not masks or bad:
+        sys.exit(f"small_study: error: --masks {text!r}: give levels among {', '.join(MASKS)}")
+    return masks
 
 
 def stage_ckpt(runs: Path | None, stage: str) -> str:
@@ -234,12 +246,12 @@ def show_crop(ax, img: torch.Tensor, title: str) -> None:
     ax.axis("off")
 
 
-def crops_figure(study: Study, masks) -> Figure | None:
+def crops_figure(study: Study, masks, crop_mask: str) -> Figure | None:
     """Rows: the ``--crops`` images; columns: the original, then every codec of CROP_CURVES at
-    CROP_MASK (the LIC alone at its middle λ, the VQ stream at its only point)."""
-    if not study.crops or CROP_MASK not in masks:
+    ``crop_mask`` (the LIC alone at its middle λ, the VQ stream at its only point)."""
+    if not study.crops or crop_mask not in masks:
         return None
-    level = list(masks).index(CROP_MASK)
+    level = list(masks).index(crop_mask)
     point = {"lic": 1, "vq": 0}
     cols = [c for c in CROP_CURVES if any((c, point.get(c, level), n) in study.kept for n in study.crops)]
     originals = dict(study.images)
@@ -310,7 +322,7 @@ def main(argv=None) -> int:
     images = [(f.name, read_image(f)) for f in files]
     study, out, t0 = Study(images, args.dists_images, args.crops), Path(args.out), time.time()
     out.mkdir(parents=True, exist_ok=True)
-    masks = ABLATION_MASKS if args.only_ablation else MASKS
+    masks = ABLATION_MASKS if args.only_ablation else parse_masks(args.masks)
     if not args.only_ablation:
         run_lic(study, Path(args.runs) if args.runs else None)
     rates = run_hybrid(study, args.model, masks)
@@ -350,7 +362,7 @@ def main(argv=None) -> int:
     write_json(out / "study.json", summary)
     fig = rd_figure(list(curves.values()), metrics=["psnr-rgb", "lpips"])
     save_figure(fig, out / "rd.png")
-    crops = crops_figure(study, masks)
+    crops = crops_figure(study, masks, load_codec(args.model).mask)  # the model's own policy
     if crops is not None:
         save_figure(crops, out / "crops.png")
     print(table(curves))

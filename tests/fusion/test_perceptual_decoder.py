@@ -9,6 +9,7 @@ from hdc_lightning.checkpoints import safe_load
 from hdc_lightning.errors import ConfigError
 from hdc_lightning.models.drv import DRVs
 from hdc_lightning.models.fusion import PerceptualDecoder
+from hdc_lightning.models.fusion.perceptual import anchor_low_frequencies, gaussian_lowpass
 from hdc_lightning.registry import build
 from tests.helpers.configs import fit_ddp, fit_overrides
 from tests.helpers.models import tiny_model
@@ -153,6 +154,40 @@ def test_scales_must_be_up_levels_of_the_decoder():
         PerceptualDecoder(model.vq.decoder_args, scales=(16,))
     with pytest.raises(ConfigError, match="model.args.perceptual"):
         build("model", "hdc", preset="tiny", perceptual="pixels")
+
+
+def test_the_anchor_takes_the_colours_from_x_hat_lic_and_keeps_the_texture():
+    g = torch.Generator().manual_seed(0)
+    ref = torch.rand(1, 3, 40, 56, generator=g)
+    shift = torch.tensor([0.2, -0.1, 0.05]).view(1, 3, 1, 1)  # a colour cast of a whole region
+    assert torch.allclose(anchor_low_frequencies(ref + shift, ref, 4.0), ref, atol=1e-6)
+    flat = torch.full((1, 3, 16, 16), 0.3)
+    assert torch.allclose(gaussian_lowpass(flat, 8.0), flat, atol=1e-7)  # radius beyond the image: replicate
+    # fine texture (a one-pixel checkerboard) passes almost untouched, colours move to ref's
+    checker = ((torch.arange(40)[:, None] + torch.arange(56)) % 2).float().view(1, 1, 40, 56) * 0.2 - 0.1
+    out = anchor_low_frequencies(0.5 + checker.expand(1, 3, -1, -1), torch.full((1, 3, 40, 56), 0.7), 4.0)
+    inner = out[..., 12:-12, 12:-12]
+    assert torch.allclose(inner.mean((-2, -1)), torch.full((1, 3), 0.7), atol=1e-3)
+    assert torch.allclose(inner - inner.mean((-2, -1), keepdim=True), checker[..., 12:-12, 12:-12], atol=2e-3)
+    assert torch.equal(anchor_low_frequencies(ref + shift, ref, 0.0), ref + shift)  # σ = 0: off
+
+
+def test_the_anchored_decoder_is_the_same_weights_with_x_hat_lics_low_frequencies():
+    model = _copied()
+    d_hat, x_hat_lic = _inputs(model)
+    with torch.no_grad():
+        raw = model.correct_and_decode(d_hat, x_hat_lic, DRVs())
+        model.perceptual.anchor_sigma = 4.0
+        anchored = model.correct_and_decode(d_hat, x_hat_lic, DRVs())
+    assert torch.allclose(anchored, anchor_low_frequencies(raw, x_hat_lic, 4.0), atol=1e-6)
+    assert (gaussian_lowpass(anchored - x_hat_lic, 4.0).abs().mean()) < 0.5 * gaussian_lowpass(
+        raw - x_hat_lic, 4.0
+    ).abs().mean()
+    # gradients still reach every injection through the anchor
+    model.correct_and_decode(d_hat, x_hat_lic, DRVs()).square().mean().backward()
+    _assert_gradients_reach(model.perceptual.sft, model.perceptual.scales)
+    with pytest.raises(ValueError, match="anchor_sigma"):
+        PerceptualDecoder(model.vq.decoder_args, anchor_sigma=-1)
 
 
 @pytest.mark.ddp

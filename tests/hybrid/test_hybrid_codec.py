@@ -11,7 +11,7 @@ import torch
 from hdc_lightning.cli import main
 from hdc_lightning.codec import export_checkpoint, load_codec, unpack
 from hdc_lightning.codec.container import overhead_bytes
-from hdc_lightning.codec.hybrid import MASK_MODES, HybridCodec, pack_params
+from hdc_lightning.codec.hybrid import MASK_MODES, HybridCodec, pack_params, unpack_params
 from hdc_lightning.codec.imageio import read_image, write_image
 from hdc_lightning.errors import BitstreamError, ConfigError
 from hdc_lightning.models.hybrid import token_grid
@@ -175,3 +175,43 @@ def test_cli_option_errors_are_one_line(tmp_path, hdc_ckpt, image, capsys):
 def test_params_layout():
     assert pack_params("auto", 7, 2) == struct.pack("<BBIB", 1, 0, 7, 2)
     assert pack_params("none", 2**32 - 1, 64)[1] == MASK_MODES.index("none")
+
+
+def test_export_sets_the_mask_policy_and_nothing_else(tmp_path, hdc_ckpt, hdc_codec, image, capsys):
+    out = tmp_path / "none.pt"
+    assert main(["export", str(hdc_ckpt), "-o", str(out), "--mask", "none"]) == 0
+    assert "mask policy none" in capsys.readouterr().out
+    codec = load_codec(str(out))
+    assert codec.mask == "none" and hdc_codec.mask != "none"
+    assert codec.model_id.digest != hdc_codec.model_id.digest  # the spec is part of the id
+    theirs = hdc_codec.model.state_dict()
+    assert all(torch.equal(v, theirs[k]) for k, v in codec.model.state_dict().items())
+    data = codec.encode(image)
+    assert unpack_params(unpack(data).header.params, "x")[0] == "none"
+    # the same x̃ as the old weights' codec gives at mask none: only the default changed
+    same = hdc_codec.decode(hdc_codec.encode_one(image, mask="none")).image
+    assert torch.equal(codec.decode(data).image, same)
+    # --anchor-sigma: the perceptual decoder's setting, on top of the mask policy already written
+    anchored = tmp_path / "anchored.pt"
+    assert main(["export", str(out), "-o", str(anchored), "--anchor-sigma", "4"]) == 0
+    assert "mask policy none, anchor σ 4 px" in capsys.readouterr().out
+    codec2 = load_codec(str(anchored))
+    assert codec2.model.perceptual.anchor_sigma == 4.0 and codec2.mask == "none"
+    both = codec2.decode_full(codec2.encode(image), output="both")[1]
+    before = codec.decode_full(data, output="both")[1]
+    assert torch.equal(both.x_hat_lic, before.x_hat_lic) and not torch.equal(both.x_tilde, before.x_tilde)
+
+
+def test_export_mask_errors_are_one_line(tmp_path, hdc_ckpt, capsys):
+    lic_ck = random_init_checkpoint(tmp_path / "lic.ckpt")
+    cases = [
+        (hdc_ckpt, ["--mask", "1/3"], "'1/3'"),
+        (lic_ck, ["--mask", "none"], "hybrid (hdc) checkpoints"),
+        (hdc_ckpt, ["--anchor-sigma", "-1"], "--anchor-sigma -1"),
+        (lic_ck, ["--anchor-sigma", "4"], "perceptual decoder"),
+    ]
+    for ckpt, option, needle in cases:
+        assert main(["export", str(ckpt), "-o", str(tmp_path / "x.pt"), *option]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and needle in err, err
+    assert not (tmp_path / "x.pt").exists()
