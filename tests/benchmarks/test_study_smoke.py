@@ -103,3 +103,10 @@ def test_mlicpp_equivalence_compares_a_reference_folder(tmp_path):
     text = run_benchmark("mlicpp_equivalence", "--reference", tmp_path)
     assert text.strip().splitlines()[-1] == "EQUIVALENT"
     assert float(re.search(r"x_hat: (\S+)", text).group(1)) <= 1e-6  # printed as %.3g
+
+
+def test_anchor_sigma_sweep_on_one_image(tmp_path):
+    skip_without_trunk("alex", "anchor_sigma.py")
+    out = run_benchmark("anchor_sigma", "--data", photos(tmp_path, 64, 96), "--sigmas", "0,8", "--no-dists")
+    assert number_after("σ=   0  psnr-rgb", out) > 0 and number_after("σ=   8  psnr-rgb", out) > 0
+    assert "1 images, model hdc/small#" in out and "mask none" in out
