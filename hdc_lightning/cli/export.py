@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     from hdc_lightning.codec.api import export_checkpoint, load_codec
     from hdc_lightning.errors import ConfigError
     from hdc_lightning.fileio import check_output
+    from hdc_lightning.models.fusion.perceptual import MAX_ANCHOR_SIGMA
     from hdc_lightning.pretrained import is_pretrained, weights_path
 
     if is_pretrained(args.ckpt) and not Path(args.ckpt).exists():
@@ -69,8 +70,8 @@ def run(args: argparse.Namespace) -> int:
             "`hdc export` takes a checkpoint written by `hdc fit`"
         )
     check_mask(args.mask)
-    if args.anchor_sigma is not None and not 0 <= args.anchor_sigma <= 64:
-        raise ConfigError(f"--anchor-sigma {args.anchor_sigma:g}: give 0 (off) to 64 pixels")
+    if args.anchor_sigma is not None and not 0 <= args.anchor_sigma <= MAX_ANCHOR_SIGMA:
+        raise ConfigError(f"--anchor-sigma {args.anchor_sigma:g}: give 0 (off) to {MAX_ANCHOR_SIGMA:g} pixels")
     out = check_output(args.out, [args.ckpt], args.force)
     codec = load_codec(args.ckpt)
     spec = dict(checkpoint_config(safe_load(args.ckpt), args.ckpt)["model"])

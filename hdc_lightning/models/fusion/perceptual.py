@@ -27,6 +27,7 @@ def realism_features(a: torch.Tensor) -> torch.Tensor:
 
 
 REALISM_FEATURES = 7
+MAX_ANCHOR_SIGMA = 64.0  # pixels; a blur far wider than any token of the 1/16 grid
 
 
 def gaussian_lowpass(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -194,8 +195,8 @@ class PerceptualDecoder(nn.Module):
         anchor_sigma: float = 0.0,
     ):
         super().__init__()
-        if not 0 <= float(anchor_sigma) <= 64:
-            raise ValueError(f"anchor_sigma must be in [0, 64] pixels (0: off), got {anchor_sigma}")
+        if not 0 <= float(anchor_sigma) <= MAX_ANCHOR_SIGMA:
+            raise ValueError(f"anchor_sigma must be in [0, {MAX_ANCHOR_SIGMA:g}] pixels (0: off), got {anchor_sigma}")
         self.anchor_sigma = float(anchor_sigma)
         if decoder_args is None:
             raise ValueError("decoder_args: the VQ decoder's shape (HDCModel passes vq.decoder_args)")
