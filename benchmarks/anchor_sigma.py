@@ -11,15 +11,16 @@ image and averaged, with how many images each σ improves over the first σ give
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
+from pathlib import Path
 
 from hdc_lightning.codec import load_codec
 from hdc_lightning.codec.imageio import read_image
 from hdc_lightning.data.images import list_images
 from hdc_lightning.errors import HDCError
 from hdc_lightning.evaluation.metrics import MetricSuite
+from hdc_lightning.evaluation.results import write_json
 
 KEYS = ("psnr-rgb", "lpips", "dists")
 
@@ -76,10 +77,9 @@ def main(argv=None) -> int:
         print(f"σ={key:>4s}  " + "  ".join(f"{k} {mean[k]:.4f} (better on {better[k]})" for k in keys))
     print(f"{len(rows)} images, model {codec.model_id}, mask {codec.mask}, {time.time() - t0:.0f} s")
     if args.out:
-        with open(args.out, "w") as fh:
-            json.dump(
-                {"model": str(codec.model_id), "mask": codec.mask, "summary": summary, "images": rows}, fh, indent=1
-            )
+        write_json(
+            Path(args.out), {"model": str(codec.model_id), "mask": codec.mask, "summary": summary, "images": rows}
+        )
     return 0
 
 

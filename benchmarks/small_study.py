@@ -218,8 +218,7 @@ def run_hybrid(study: Study, model_ref: str, masks=MASKS, prefix: str = "hdc") -
 
 
 @torch.no_grad()
-def run_vq(study: Study, model_ref: str) -> None:
-    m = load_codec(model_ref).model
+def run_vq(study: Study, m) -> None:
     coder = m.vq.index_coder()
     for name, x in study.images:
         xp = pad_image(x[None], TOKEN)
@@ -326,8 +325,9 @@ def main(argv=None) -> int:
     if not args.only_ablation:
         run_lic(study, Path(args.runs) if args.runs else None)
     rates = run_hybrid(study, args.model, masks)
+    policy = load_codec(args.model)  # the model at its own mask policy: the VQ stream and the crops' level
     if not args.only_ablation:
-        run_vq(study, args.model)
+        run_vq(study, policy.model)
     for item in args.ablation:
         name, _, ckpt = item.partition("=")
         run_hybrid(study, ckpt, ABLATION_MASKS, prefix=f"ablation-{name}")
@@ -362,7 +362,7 @@ def main(argv=None) -> int:
     write_json(out / "study.json", summary)
     fig = rd_figure(list(curves.values()), metrics=["psnr-rgb", "lpips"])
     save_figure(fig, out / "rd.png")
-    crops = crops_figure(study, masks, load_codec(args.model).mask)  # the model's own policy
+    crops = crops_figure(study, masks, policy.mask)
     if crops is not None:
         save_figure(crops, out / "crops.png")
     print(table(curves))

@@ -107,6 +107,9 @@ def test_mlicpp_equivalence_compares_a_reference_folder(tmp_path):
 
 def test_anchor_sigma_sweep_on_one_image(tmp_path):
     skip_without_trunk("alex", "anchor_sigma.py")
-    out = run_benchmark("anchor_sigma", "--data", photos(tmp_path, 64, 96), "--sigmas", "0,8", "--no-dists")
+    args = ["--data", photos(tmp_path / "img", 64, 96), "--sigmas", "0,8", "--no-dists", "-o", tmp_path / "a.json"]
+    out = run_benchmark("anchor_sigma", *args)
     assert number_after("σ=   0  psnr-rgb", out) > 0 and number_after("σ=   8  psnr-rgb", out) > 0
     assert "1 images, model hdc/small#" in out and "mask none" in out
+    report = json.loads((tmp_path / "a.json").read_text())
+    assert list(report["summary"]) == ["0", "8"] and len(report["images"]) == 1
