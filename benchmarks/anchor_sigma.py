@@ -21,6 +21,7 @@ from hdc_lightning.data.images import list_images
 from hdc_lightning.errors import HDCError
 from hdc_lightning.evaluation.metrics import MetricSuite
 from hdc_lightning.evaluation.results import write_json
+from hdc_lightning.models.fusion.perceptual import MAX_ANCHOR_SIGMA
 
 KEYS = ("psnr-rgb", "lpips", "dists")
 
@@ -43,6 +44,8 @@ def main(argv=None) -> int:
         sigmas = [float(s) for s in args.sigmas.split(",")]
     except ValueError:
         sys.exit(f"anchor_sigma: error: --sigmas {args.sigmas!r}: give numbers, e.g. 0,2,4,8")
+    if not all(0 <= s <= MAX_ANCHOR_SIGMA for s in sigmas):
+        sys.exit(f"anchor_sigma: error: --sigmas {args.sigmas!r}: each σ in [0, {MAX_ANCHOR_SIGMA:g}] pixels")
     files = list_images(args.data)[: args.limit]
     if not files:
         sys.exit(f"anchor_sigma: error: {args.data}: no images")
