@@ -55,11 +55,15 @@ class CheckpointWatcher(threading.Thread):
         hist = self.steps.get(Path(run_dir).resolve())  # a pipeline's point/stage path is a link
         return hist[-1][1] if hist else -1
 
-    def step_seconds(self, run_dir: Path, default: float = 1.0) -> float:
-        """Median seconds per step between consecutive checkpoints (restarts excluded)."""
-        hist = self.steps.get(Path(run_dir).resolve(), [])
+    def step_seconds(self, run_dir: Path, since: float) -> float | None:
+        """Median seconds per step between consecutive checkpoints seen after ``since`` (a
+        launch's monotonic time, so no pair spans a restart); None until two were seen.
+
+        No guessed default: a guess of 1 s, 10× a tiny step, let the random kill land after
+        the stage had already finished on a fast machine."""
+        hist = [(t, s) for t, s in self.steps.get(Path(run_dir).resolve(), []) if t >= since]
         rates = sorted((t1 - t0) / (s1 - s0) for (t0, s0), (t1, s1) in zip(hist, hist[1:]) if s1 > s0 and t1 > t0)
-        return rates[len(rates) // 2] if rates else default
+        return rates[len(rates) // 2] if rates else None
 
     def scan(self) -> None:
         for root in self.roots:
@@ -127,7 +131,9 @@ def _kill_after(
     log: Path,
     timeout: float = 240,
 ) -> int:
-    """SIGKILL ``proc`` at a random moment after ``run_dir`` has a checkpoint at step >= target."""
+    """SIGKILL ``proc`` at a random moment after ``run_dir`` has a checkpoint at step >= target
+    and this launch has written two (the step time the random delay is drawn in)."""
+    launched = time.monotonic()
 
     def reached() -> bool:
         if proc.poll() is not None:
@@ -135,10 +141,11 @@ def _kill_after(
                 f"the run ended (status {proc.returncode}) before step {target}:\n"
                 + stderr_tail(log.read_text(errors="replace"))
             )
-        return watcher.latest_step(run_dir) >= target
+        return watcher.latest_step(run_dir) >= target and watcher.step_seconds(run_dir, launched) is not None
 
     wait_for(reached, timeout, what=f"a checkpoint at step {target} in {run_dir}")
-    time.sleep(rng.uniform(0, 0.5 * EVERY * watcher.step_seconds(run_dir)))  # random, within the cadence interval
+    step_s = watcher.step_seconds(run_dir, launched)
+    time.sleep(rng.uniform(0, 0.5 * EVERY * step_s))  # random, within the cadence interval
     if proc.poll() is not None:
         raise AssertionError(f"the run ended (status {proc.returncode}) before it could be killed")
     proc.send_signal(signal.SIGKILL)
@@ -249,17 +256,19 @@ def _pipeline_cycles(tmp_path: Path, shards: str, kills: int, steps: int) -> lis
         for stage, target in points:
             if done_step(root / stage) is not None or watcher.latest_step(root / stage) >= target:
                 continue  # already past that point in an earlier rerun
+            launched = time.monotonic()
             proc = _popen(hdc_argv("pipeline", cfg), log)
             stage_pid: list[int] = []
 
-            def reached(proc=proc, stage=stage, target=target, stage_pid=stage_pid) -> bool:
+            def reached(proc=proc, stage=stage, target=target, stage_pid=stage_pid, launched=launched) -> bool:
                 if proc.poll() is not None:
                     raise AssertionError("pipeline ended early:\n" + stderr_tail(log.read_text(errors="replace")))
                 stage_pid[:] = children_of(proc.pid)
-                return watcher.latest_step(root / stage) >= target
+                run = root / stage
+                return watcher.latest_step(run) >= target and watcher.step_seconds(run, launched) is not None
 
             wait_for(reached, 300, what=f"stage {stage} checkpoint at step {target}")
-            time.sleep(rng.uniform(0, 0.5 * EVERY * watcher.step_seconds(root / stage)))
+            time.sleep(rng.uniform(0, 0.5 * EVERY * watcher.step_seconds(root / stage, launched)))
             proc.send_signal(signal.SIGKILL)  # the pipeline only: its stage must not live on
             proc.wait(timeout=30)
             for pid in stage_pid:
