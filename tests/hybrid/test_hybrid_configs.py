@@ -49,3 +49,25 @@ def test_drv_and_fusion_stages_agree_on_the_model():
                 for q in (drv, fusion)
             ]
             assert cfgs[0]["model"] == cfgs[1]["model"], (name, drv.run_root)
+
+
+def test_small_recipe_trains_the_perceptual_decoder_as_the_shipped_model_decodes():
+    """Every hybrid stage of the `small` recipe builds the same model, and its perceptual part
+    (the colour anchor) is the one the shipped `small` decodes with: the decoder is trained on
+    what it sees at decode time."""
+    import torch
+
+    from hdc_lightning import pretrained
+
+    spec, path = load_pipeline(REPO / "experiments" / "pipeline" / "small.yaml")
+    models = {}
+    for p in plan(spec, path):
+        cmd = p.command()
+        cfg = load_config(cmd[cmd.index("fit") + 1], cmd[cmd.index("fit") + 2 :])
+        if cfg["model"]["name"] == "hdc":
+            models[p.stage.name] = cfg["model"]
+    assert set(models) == {"drv", "fusion", "realism", "realism_lo"}
+    assert all(m == models["drv"] for m in models.values()), models
+    shipped = torch.load(pretrained.weights_path("small"), map_location="cpu", weights_only=True)
+    shipped_parts = shipped["hyper_parameters"]["cfg"]["model"]["args"]["parts"]
+    assert models["drv"]["args"]["parts"]["perceptual"] == shipped_parts["perceptual"]
