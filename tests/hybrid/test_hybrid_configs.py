@@ -19,6 +19,12 @@ DRV_SOURCES = {
 }
 
 
+def stage_config(p) -> dict:
+    """The config one planned stage's ``hdc fit`` command resolves to."""
+    cmd = p.command()
+    return load_config(cmd[cmd.index("fit") + 1], cmd[cmd.index("fit") + 2 :])
+
+
 @pytest.mark.parametrize("name", PIPELINES)
 def test_pipeline_stage_commands_validate(name, tmp_path):
     # A fresh root: stages already run under ./runs (e.g. by `make demo`) would plan resumes instead.
@@ -26,9 +32,7 @@ def test_pipeline_stage_commands_validate(name, tmp_path):
     plans = plan(spec, path)
     assert [p.stage.name for p in plans[:4]] == ["lic", "vq", "drv", "fusion"]
     for p in plans:
-        cmd = p.command()
-        config, overrides = cmd[cmd.index("fit") + 1], cmd[cmd.index("fit") + 2 :]
-        cfg = load_config(config, overrides)  # every key known, every type right
+        cfg = stage_config(p)  # every key known, every type right
         if p.stage.name in ("drv", "fusion"):
             sources = flatten_sources(cfg["run"]["init_from"])
             expected = DRV_SOURCES if p.stage.name == "drv" else {"model": "model."}
@@ -44,10 +48,7 @@ def test_drv_and_fusion_stages_agree_on_the_model():
         for drv, fusion in zip(
             [p for p in plans if p.stage.name == "drv"], [p for p in plans if p.stage.name == "fusion"]
         ):
-            cfgs = [
-                load_config(q.command()[q.command().index("fit") + 1], q.command()[q.command().index("fit") + 2 :])
-                for q in (drv, fusion)
-            ]
+            cfgs = [stage_config(q) for q in (drv, fusion)]
             assert cfgs[0]["model"] == cfgs[1]["model"], (name, drv.run_root)
 
 
@@ -60,12 +61,8 @@ def test_small_recipe_hybrid_stages_build_one_model():
     from hdc_lightning import pretrained
 
     spec, path = load_pipeline(REPO / "experiments" / "pipeline" / "small.yaml")
-    models = {}
-    for p in plan(spec, path):
-        cmd = p.command()
-        cfg = load_config(cmd[cmd.index("fit") + 1], cmd[cmd.index("fit") + 2 :])
-        if cfg["model"]["name"] == "hdc":
-            models[p.stage.name] = cfg["model"]
+    every = {p.stage.name: stage_config(p)["model"] for p in plan(spec, path)}
+    models = {stage: m for stage, m in every.items() if m["name"] == "hdc"}
     assert set(models) == {"drv", "fusion", "realism", "realism_lo"}
     assert all(m == models["drv"] for m in models.values()), models
     shipped = torch.load(pretrained.weights_path("small"), map_location="cpu", weights_only=True)

@@ -65,6 +65,10 @@ class CheckpointWatcher(threading.Thread):
         rates = sorted((t1 - t0) / (s1 - s0) for (t0, s0), (t1, s1) in zip(hist, hist[1:]) if s1 > s0 and t1 > t0)
         return rates[len(rates) // 2] if rates else None
 
+    def ready_to_kill(self, run_dir: Path, target: int, since: float) -> bool:
+        """A checkpoint at step >= ``target`` is there and this launch's step time is measured."""
+        return self.latest_step(run_dir) >= target and self.step_seconds(run_dir, since) is not None
+
     def scan(self) -> None:
         for root in self.roots:
             for ckdir in root.glob("**/checkpoints"):
@@ -141,11 +145,10 @@ def _kill_after(
                 f"the run ended (status {proc.returncode}) before step {target}:\n"
                 + stderr_tail(log.read_text(errors="replace"))
             )
-        return watcher.latest_step(run_dir) >= target and watcher.step_seconds(run_dir, launched) is not None
+        return watcher.ready_to_kill(run_dir, target, launched)
 
     wait_for(reached, timeout, what=f"a checkpoint at step {target} in {run_dir}")
-    step_s = watcher.step_seconds(run_dir, launched)
-    time.sleep(rng.uniform(0, 0.5 * EVERY * step_s))  # random, within the cadence interval
+    time.sleep(rng.uniform(0, 0.5 * EVERY * watcher.step_seconds(run_dir, launched)))  # within the cadence
     if proc.poll() is not None:
         raise AssertionError(f"the run ended (status {proc.returncode}) before it could be killed")
     proc.send_signal(signal.SIGKILL)
@@ -264,8 +267,7 @@ def _pipeline_cycles(tmp_path: Path, shards: str, kills: int, steps: int) -> lis
                 if proc.poll() is not None:
                     raise AssertionError("pipeline ended early:\n" + stderr_tail(log.read_text(errors="replace")))
                 stage_pid[:] = children_of(proc.pid)
-                run = root / stage
-                return watcher.latest_step(run) >= target and watcher.step_seconds(run, launched) is not None
+                return watcher.ready_to_kill(root / stage, target, launched)
 
             wait_for(reached, 300, what=f"stage {stage} checkpoint at step {target}")
             time.sleep(rng.uniform(0, 0.5 * EVERY * watcher.step_seconds(root / stage, launched)))
